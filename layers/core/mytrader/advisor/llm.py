@@ -1,0 +1,175 @@
+"""The LLM advisor: one Converse call with a forced tool (or JSON text), one repair retry, then fallback.
+
+`client` is anything with Bedrock Runtime's `converse(**kwargs)`: boto3's bedrock-runtime client, or the
+local advisor model in process. Nothing here knows which.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mytrader.advisor.parsing import AdviceError, parse_advice
+from mytrader.advisor.pricing import cost_usd
+from mytrader.advisor.prompt import PromptInputs, prompt_hash, system_prompt, tool_config, user_prompt
+from mytrader.config import AdvisorSettings
+from mytrader.models import LlmAdvice, LlmCall
+
+log = logging.getLogger(__name__)
+
+
+class ConverseClient(Protocol):
+    def converse(self, **kwargs) -> dict: ...
+
+
+class ResponseCache(Protocol):
+    def get(self, key: str) -> dict | None: ...
+
+    def put(self, key: str, response: dict) -> None: ...
+
+
+@dataclass
+class InMemoryResponseCache:
+    data: dict[str, dict] = field(default_factory=dict)
+
+    def get(self, key: str) -> dict | None:
+        return self.data.get(key)
+
+    def put(self, key: str, response: dict) -> None:
+        self.data[key] = response
+
+
+@dataclass
+class TokenBudget:
+    """Tokens spent per UTC day; once the day's budget is spent the advisor falls back to the strategy."""
+    daily_limit: int
+    spent: dict[str, int] = field(default_factory=dict)
+
+    def exhausted(self, day: str) -> bool:
+        return self.daily_limit > 0 and self.spent.get(day, 0) >= self.daily_limit
+
+    def add(self, day: str, tokens: int) -> None:
+        self.spent[day] = self.spent.get(day, 0) + tokens
+
+
+@dataclass
+class AdvisorStats:
+    calls: int = 0
+    cache_hits: int = 0
+    fallbacks: int = 0
+    repairs: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    injection_flags: int = 0
+    fallback_reasons: dict[str, int] = field(default_factory=dict)
+
+
+class LlmAdvisor:
+    def __init__(self, client: ConverseClient, settings: AdvisorSettings, cache: ResponseCache | None = None,
+                 budget: TokenBudget | None = None, model_id: str | None = None):
+        self.client, self.settings = client, settings
+        self.model_id = model_id or settings.model_id
+        self.cache = cache if cache is not None else InMemoryResponseCache()
+        self.budget = budget or TokenBudget(settings.daily_token_budget)
+        self.stats = AdvisorStats()
+
+    def request(self, inputs: PromptInputs) -> dict:
+        mode = self.settings.response_mode
+        req = {
+            "modelId": self.model_id,
+            "system": [{"text": system_prompt(mode)}],
+            "messages": [{"role": "user", "content": [{"text": user_prompt(inputs)}]}],
+            "inferenceConfig": {"maxTokens": self.settings.max_tokens, "temperature": self.settings.temperature},
+        }
+        if mode == "tool":
+            req["toolConfig"] = tool_config()
+        return req
+
+    def advise(self, inputs: PromptInputs, day: str, injection_flags: int = 0) -> tuple[LlmAdvice | None, LlmCall]:
+        req = self.request(inputs)
+        system, user = req["system"][0]["text"], req["messages"][0]["content"][0]["text"]
+        call = LlmCall(model_id=self.model_id, prompt_hash=prompt_hash(system, user, self.model_id),
+                       injection_flags=injection_flags)
+        self.stats.injection_flags += injection_flags
+        key = hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            call.cached = True
+            try:
+                advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")))
+                call.raw_answer = _raw(cached)
+                return advice, call
+            except AdviceError:
+                pass  # a cached bad answer is asked again
+        if self.budget.exhausted(day):
+            return None, self._fallback(call, "token_budget")
+        messages = list(req["messages"])
+        for attempt in (1, 2):
+            call.attempts = attempt
+            started = time.perf_counter()
+            try:
+                response = self.client.converse(**{**req, "messages": messages})
+            except Exception as exc:  # throttling, timeouts, service faults: degrade, never crash
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+                return None, self._fallback(call, f"service_error:{code or type(exc).__name__}")
+            call.latency_ms += (time.perf_counter() - started) * 1000
+            self._count_usage(call, response, day)
+            try:
+                advice = parse_advice(response, inputs.price, bool(inputs.limits.get("allow_short")))
+            except AdviceError as err:
+                call.raw_answer = _raw(response)
+                if attempt == 1:
+                    self.stats.repairs += 1
+                    messages = messages + _repair_turn(response, err)
+                    log.info("advisor answer invalid (%s); asking once more", err)
+                    continue
+                return None, self._fallback(call, f"invalid_output:{err.kind}")
+            call.raw_answer = _raw(response)
+            self.cache.put(key, response)
+            return advice, call
+        raise AssertionError("unreachable")
+
+    def _count_usage(self, call: LlmCall, response: dict, day: str) -> None:
+        usage = response.get("usage") or {}
+        tin, tout = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
+        call.input_tokens += tin
+        call.output_tokens += tout
+        c = cost_usd(self.model_id, tin, tout)
+        call.cost_usd = round(call.cost_usd + c, 8)
+        self.stats.calls += 1
+        self.stats.input_tokens += tin
+        self.stats.output_tokens += tout
+        self.stats.cost_usd += c
+        self.budget.add(day, tin + tout)
+
+    def _fallback(self, call: LlmCall, reason: str) -> LlmCall:
+        call.fallback_reason = reason
+        self.stats.fallbacks += 1
+        kind = reason.split(":")[0]
+        self.stats.fallback_reasons[kind] = self.stats.fallback_reasons.get(kind, 0) + 1
+        log.warning("advisor fallback to strategy: %s", reason)
+        return call
+
+
+def _raw(response: dict) -> str:
+    content = (response.get("output") or {}).get("message", {}).get("content") or []
+    return json.dumps(content, separators=(",", ":"), default=str)[:4000]
+
+
+def _repair_turn(response: dict, err: AdviceError) -> list[dict]:
+    """Show the model its own answer and the validation error, once."""
+    content = (response.get("output") or {}).get("message", {}).get("content") or []
+    tool_uses = [b["toolUse"] for b in content if "toolUse" in b]
+    msg = f"Invalid answer ({err}). Answer again, valid this time."
+    if tool_uses:
+        return [{"role": "assistant", "content": [{"toolUse": tool_uses[0]}]},
+                {"role": "user", "content": [{"toolResult": {"toolUseId": tool_uses[0].get("toolUseId", "t1"),
+                                                             "content": [{"text": msg}], "status": "error"}}]}]
+    text = "".join(b.get("text", "") for b in content) or "(empty)"
+    return [{"role": "assistant", "content": [{"text": text[:2000]}]},
+            {"role": "user", "content": [{"text": msg}]}]

@@ -1,0 +1,105 @@
+"""The local advisor model: a deterministic logistic model that answers Converse requests.
+
+It is NOT an LLM and says so in every answer. It reads the same inputs the prompt carries (it parses the
+prompt), weighs them differently from the strategy (momentum over 20 days, reversal over 5, sentiment),
+and answers in Bedrock's Converse shapes (tool use or JSON text, stopReason, token usage), so every path
+downstream of the LLM runs. Its weights can be fitted on a training set (the embedded fine-tuning job).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+from pydantic import BaseModel
+
+from mytrader.advisor.pricing import estimate_tokens
+from mytrader.advisor.prompt import TOOL_NAME, PromptInputs, parse_inputs_from_prompt
+
+FEATURES = ("ret_5", "ret_20", "rsi_c", "macd_atr", "bb_c", "sentiment", "volume_z", "sma_gap", "trend", "strategy")
+LABEL_NOTE = "local advisor model (deterministic, not an LLM)"
+
+
+class LocalModelWeights(BaseModel):
+    name: str = "prior-v1"
+    weights: list[float] = [-3.0, 4.0, -0.8, 1.5, -0.6, 2.0, 0.1, 5.0, 0.3, 0.6]
+    bias: float = 0.0
+    buy_above: float = 0.56
+    sell_below: float = 0.44
+
+
+def model_inputs(inputs: PromptInputs) -> np.ndarray:
+    f, s = inputs.features, inputs.strategy
+    action = {"BUY": 1.0, "SELL": -1.0}.get(str(s.get("action")), 0.0)
+    trend = {"trend_up": 1.0, "trend_down": -1.0}.get(str(f.get("regime")), 0.0)
+    return np.array([
+        float(f["ret_5"]), float(f["ret_20"]), (float(f["rsi"]) - 50) / 50, float(f["macd_atr"]),
+        float(f["bb_pct_b"]) - 0.5, float(inputs.sentiment.get("score", 0.0)), float(f["volume_z"]) / 3,
+        float(f["sma_gap"]), trend, action,
+    ])
+
+
+def probability_up(weights: LocalModelWeights, x: np.ndarray) -> float:
+    z = float(np.dot(np.asarray(weights.weights), x) + weights.bias)
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def advise_from_inputs(inputs: PromptInputs, weights: LocalModelWeights) -> dict:
+    x = model_inputs(inputs)
+    p = probability_up(weights, x)
+    price = inputs.price
+    atr = float(inputs.features["atr_pct"]) * price
+    short_ok = bool(inputs.limits.get("allow_short"))
+    if p >= weights.buy_above:
+        decision, conf = "BUY", 0.5 + (p - 0.5) * 2.5
+    elif p <= weights.sell_below:
+        decision, conf = "SELL", 0.5 + (0.5 - p) * 2.5
+    else:
+        decision, conf = "HOLD", 0.5
+    conf = round(min(0.95, conf), 2)
+    contrib = np.asarray(weights.weights) * x
+    top = sorted(range(len(FEATURES)), key=lambda i: -abs(contrib[i]))[:3]
+    factors = [f"{FEATURES[i]} {'+' if contrib[i] >= 0 else '-'}" for i in top]
+    vol = float(inputs.features.get("vol", 0.3))
+    risk = "HIGH" if vol > 0.6 else "MEDIUM" if vol > 0.3 else "LOW"
+    answer = {
+        "decision": decision, "confidence": conf,
+        "position_size_pct": round(float(inputs.limits.get("max_pct", 10)) * conf, 1) if decision != "HOLD" else 0.0,
+        "reasoning": f"{LABEL_NOTE}: P(up)={p:.2f} from weighted inputs.",
+        "key_factors": factors, "stop_loss": None, "take_profit": None,
+        "risk_assessment": risk, "time_horizon": "DAYS",
+    }
+    if decision == "BUY":
+        answer["stop_loss"], answer["take_profit"] = round(price - 2 * atr, 4), round(price + 3 * atr, 4)
+    elif decision == "SELL" and short_ok:
+        answer["stop_loss"], answer["take_profit"] = round(price + 2 * atr, 4), round(price - 3 * atr, 4)
+    return answer
+
+
+class LocalAdvisorModel:
+    """Answers `converse(**request)` like Bedrock Runtime does. `weights_for(model_id)` picks the
+    weights (a fitted custom model answers with its own)."""
+
+    def __init__(self, weights: LocalModelWeights | None = None, weights_for=None):
+        self._default = weights or LocalModelWeights()
+        self._weights_for = weights_for
+
+    def converse(self, **req) -> dict:
+        weights = (self._weights_for(req.get("modelId", "")) if self._weights_for else None) or self._default
+        user_text = next(b["text"] for m in req["messages"] if m["role"] == "user" for b in m["content"] if "text" in b)
+        inputs = parse_inputs_from_prompt(user_text)
+        answer = advise_from_inputs(inputs, weights)
+        sent = "".join(s.get("text", "") for s in req.get("system", [])) + json.dumps(req["messages"])
+        if "toolConfig" in req:
+            sent += json.dumps(req["toolConfig"])
+            tool_id = "tooluse_" + hashlib.sha256(user_text.encode()).hexdigest()[:16]
+            content = [{"toolUse": {"toolUseId": tool_id, "name": TOOL_NAME, "input": answer}}]
+            stop, out_text = "tool_use", json.dumps(answer)
+        else:
+            out_text = json.dumps(answer, separators=(",", ":"))
+            content, stop = [{"text": out_text}], "end_turn"
+        tin, tout = estimate_tokens(sent), estimate_tokens(out_text)
+        return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
+                "usage": {"inputTokens": tin, "outputTokens": tout, "totalTokens": tin + tout},
+                "metrics": {"latencyMs": 0}}

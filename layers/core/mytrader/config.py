@@ -1,0 +1,56 @@
+"""Settings of the decision core and the risk engine. One pydantic model; its hash is the config version."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, Field
+
+from mytrader.models import Mode
+
+DEFAULT_MODEL_ID = "us.anthropic.claude-haiku-4-5-20251001-v1:0"  # inference profile of Claude Haiku 4.5
+LOCAL_MODEL_ID = "local.advisor-model-v1"  # deterministic local model, never an LLM
+
+
+class RiskLimits(BaseModel):
+    max_position_pct: float = Field(20.0, gt=0, le=100, description="max % of equity in one position")
+    max_order_notional: float = Field(25_000.0, gt=0, description="max notional of one order (USD)")
+    max_open_positions: int = Field(5, ge=1)
+    max_orders_per_minute: int = Field(20, ge=1)
+    daily_loss_limit_pct: float = Field(3.0, gt=0, description="daily loss that trips the kill switch")
+    max_consecutive_stopouts: int = Field(3, ge=1)
+    cooldown_bars: int = Field(5, ge=0, description="bars without new entries after the stop-out streak")
+    stop_atr_min: float = Field(1.0, gt=0, description="stop at least this many ATRs from entry")
+    stop_atr_max: float = Field(4.0, gt=0)
+    target_atr_min: float = Field(1.0, gt=0)
+    target_atr_max: float = Field(8.0, gt=0)
+
+
+class AdvisorSettings(BaseModel):
+    model_id: str = LOCAL_MODEL_ID
+    min_confidence: float = Field(0.55, ge=0, le=1)
+    response_mode: str = Field("tool", pattern="^(tool|json)$")
+    requery_change_threshold: float = Field(0.25, ge=0, description="material change that forces a query")
+    requery_max_age_bars: int = Field(10, ge=1, description="query at least this often while flat")
+    daily_token_budget: int = Field(2_000_000, ge=0)
+    anonymise: bool = False  # look-ahead-safe prompts: no symbol, no calendar dates
+    max_tokens: int = 220
+    temperature: float = 0.0
+
+
+class TradingConfig(BaseModel):
+    mode: Mode = Mode.CONSENSUS
+    allow_short: bool = False
+    initial_equity: float = Field(100_000.0, gt=0)
+    fee_bps: float = Field(1.0, ge=0)
+    slippage_bps: float = Field(2.0, ge=0)
+    time_limit_bars: int = Field(10, ge=1)
+    warmup_bars: int = Field(60, ge=35)
+    risk: RiskLimits = RiskLimits()
+    advisor: AdvisorSettings = AdvisorSettings()
+
+    @property
+    def version(self) -> str:
+        """Changes whenever a decision-relevant setting changes; part of every decision_id."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]

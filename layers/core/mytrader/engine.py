@@ -1,0 +1,185 @@
+"""The decision engine: features + strategy + sentiment + LLM advice -> one TradeDecision.
+
+TradeAdvisor rules (the product's modes):
+- baseline: the strategy alone; advisory: the strategy decides, the LLM is only logged;
+- consensus: entries need the strategy and the LLM to agree; a risk-reducing exit needs either one;
+- override: the LLM decides (the strategy when the LLM is unavailable: graceful degradation).
+The LLM's advice below the confidence threshold counts as HOLD. Sizes and levels are clamped to the
+risk limits and ATR bounds whatever the model says. Both drivers (backtester and decision-cycle Lambda)
+call `decide`, so they take identical decisions.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from mytrader.advisor.llm import LlmAdvisor
+from mytrader.advisor.prompt import PromptInputs, prepare_headlines
+from mytrader.config import TradingConfig
+from mytrader.features import FeatureFrame
+from mytrader.models import (Action, LlmAdvice, Mode, Position, RiskLevel, SentimentScore, StrategySignal,
+                             TimeHorizon, TradeDecision, make_decision_id)
+from mytrader.strategy import StrategyArrays, signal_at
+
+RISK_FACTOR = {RiskLevel.LOW: 1.0, RiskLevel.MEDIUM: 0.75, RiskLevel.HIGH: 0.5}
+TARGET_DAILY_VOL = 0.025  # positions shrink when ATR/price exceeds this
+
+
+@dataclass(frozen=True)
+class QueryMemo:
+    """What the LLM was last asked about for a symbol; persisted between cycles (trade log in the pipeline)."""
+    bar_index: int
+    rsi: float
+    sentiment: float
+    regime: str
+
+
+def should_query(cfg: TradingConfig, strategy_action: int, holding: bool, i: int, rsi: float, sentiment: float,
+                 regime: str, last: QueryMemo | None) -> bool:
+    """Conditional querying: skip the LLM when the strategy says HOLD and nothing material changed."""
+    if cfg.mode == Mode.BASELINE:
+        return False
+    if strategy_action != 0 or last is None:
+        return True
+    age = i - last.bar_index
+    if age >= cfg.advisor.requery_max_age_bars * (1 if holding else 2):
+        return True
+    change = abs(rsi - last.rsi) / 50 + abs(sentiment - last.sentiment) + (0.3 if regime != last.regime else 0.0)
+    return change >= cfg.advisor.requery_change_threshold
+
+
+@dataclass
+class DecisionContext:
+    frame: FeatureFrame
+    arrays: StrategyArrays
+    i: int
+    sentiment: SentimentScore
+    headlines: list[str]
+    position: Position | None
+    equity: float
+    last_query: QueryMemo | None = None
+
+
+class DecisionEngine:
+    def __init__(self, cfg: TradingConfig, advisor: LlmAdvisor | None):
+        self.cfg, self.advisor = cfg, advisor
+        self.version = cfg.version
+
+    def prompt_inputs(self, ctx: DecisionContext) -> tuple[PromptInputs, int]:
+        f = ctx.frame.row(ctx.i)
+        cfg = self.cfg
+        headlines, flags = prepare_headlines(ctx.headlines)
+        sig = signal_at(ctx.arrays, ctx.i)
+        pos = ctx.position
+        if pos is None or pos.qty == 0:
+            position = {"side": "flat"}
+        else:
+            position = {"side": "long" if pos.qty > 0 else "short", "bars": pos.bars_held,
+                        "pnl_pct": round((f.close / pos.avg_price - 1) * 100 * (1 if pos.qty > 0 else -1), 2)}
+        anon = cfg.advisor.anonymise
+        inputs = PromptInputs(
+            symbol="ASSET" if anon else f.symbol, date=None if anon else f.ts.date().isoformat(),
+            price=round(f.close, 4),
+            features={"rsi": round(f.rsi, 1), "macd_atr": round(f.macd_hist / f.atr, 3) if f.atr else 0.0,
+                      "bb_pct_b": round(f.bb_pct_b, 3), "atr_pct": round(f.atr_pct, 4), "vol": round(f.volatility, 3),
+                      "volume_z": round(f.volume_z, 2), "ret_5": round(f.ret_5, 4), "ret_20": round(f.ret_20, 4),
+                      "sma_gap": round(f.sma_fast / f.sma_slow - 1, 4), "regime": f.regime_trend,
+                      "vol_regime": f.regime_vol},
+            strategy={"action": sig.action.value, "confidence": sig.confidence},
+            sentiment={"score": ctx.sentiment.score, "n": ctx.sentiment.n_items},
+            position=position,
+            limits={"max_pct": cfg.risk.max_position_pct, "allow_short": cfg.allow_short},
+            headlines=headlines,
+        )
+        return inputs, flags
+
+    def decide(self, ctx: DecisionContext, decided_at: datetime) -> tuple[TradeDecision, QueryMemo | None]:
+        cfg, i = self.cfg, ctx.i
+        row = ctx.frame.row(i)
+        signal = signal_at(ctx.arrays, i)
+        holding = ctx.position is not None and ctx.position.qty != 0
+        advice = llm = None
+        inputs, flags = self.prompt_inputs(ctx)
+        memo = ctx.last_query
+        queried = self.advisor is not None and should_query(
+            cfg, int(ctx.arrays.action[i]), holding, i, row.rsi, ctx.sentiment.score, row.regime_trend, memo)
+        if queried:
+            advice, llm = self.advisor.advise(inputs, row.ts.date().isoformat(), flags)
+            memo = QueryMemo(i, row.rsi, ctx.sentiment.score, row.regime_trend)
+        action, confidence, reason = self._combine(signal, advice, ctx.position)
+        size, stop, target, horizon = self._size_and_levels(action, confidence, advice, row.close, row.atr, row.atr_pct,
+                                                            ctx.position)
+        decision = TradeDecision(
+            decision_id=make_decision_id(row.symbol, row.ts, self.version), symbol=row.symbol, bar_ts=row.ts,
+            decided_at=decided_at, config_version=self.version, mode=cfg.mode, action=action,
+            confidence=round(confidence, 3), position_size_pct=size, reference_price=row.close, stop_loss=stop,
+            take_profit=target, time_horizon_bars=horizon, strategy=signal, advice=advice, llm=llm,
+            sentiment=ctx.sentiment, features=row, reason=reason,
+            prompt_inputs=inputs.model_dump(mode="json"), sizing_equity=round(ctx.equity, 2),
+        )
+        return decision, memo
+
+    def _combine(self, signal: StrategySignal, advice: LlmAdvice | None, position: Position | None):
+        cfg = self.cfg
+        side = 0 if position is None or position.qty == 0 else (1 if position.qty > 0 else -1)
+        llm_action = Action.HOLD
+        if advice is not None and advice.confidence >= cfg.advisor.min_confidence:
+            llm_action = advice.decision
+        mode = cfg.mode
+        if mode in (Mode.BASELINE, Mode.ADVISORY) or (mode == Mode.OVERRIDE and advice is None):
+            action, conf = signal.action, signal.confidence
+            reason = f"strategy: {signal.reason}" + ("" if advice is not None or mode != Mode.OVERRIDE else " (LLM unavailable)")
+        elif mode == Mode.OVERRIDE:
+            action, conf = llm_action, advice.confidence
+            reason = f"llm: {advice.reasoning}"
+        else:  # consensus
+            reducing = (side > 0 and Action.SELL in (signal.action, llm_action)) or \
+                       (side < 0 and Action.BUY in (signal.action, llm_action))
+            if reducing:
+                action = Action.SELL if side > 0 else Action.BUY
+                conf = max(signal.confidence, advice.confidence if advice else 0.0)
+                reason = "exit: strategy or LLM wants out"
+            elif signal.action == llm_action and signal.action != Action.HOLD:
+                action, conf = signal.action, (signal.confidence + advice.confidence) / 2
+                reason = f"consensus: {signal.reason}; llm: {advice.reasoning}"
+            else:
+                action, conf = Action.HOLD, signal.confidence
+                reason = f"no consensus (strategy {signal.action.value}, llm {llm_action.value})"
+        # translate to what the position allows: no pyramiding, long-only unless shorting is on
+        if action == Action.BUY and side > 0 or action == Action.SELL and side < 0:
+            return Action.HOLD, conf, reason + " (already positioned)"
+        if action == Action.SELL and side == 0 and not cfg.allow_short:
+            return Action.HOLD, conf, reason + " (long-only: nothing to sell)"
+        return action, conf, reason
+
+    def _size_and_levels(self, action: Action, confidence: float, advice: LlmAdvice | None, price: float, atr: float,
+                         atr_pct: float, position: Position | None):
+        cfg, risk = self.cfg, self.cfg.risk
+        horizon = cfg.time_limit_bars
+        opening = action != Action.HOLD and (position is None or position.qty == 0)
+        if not opening:
+            return 0.0, None, None, horizon
+        sign = 1 if action == Action.BUY else -1
+        llm_led = advice is not None and cfg.mode in (Mode.CONSENSUS, Mode.OVERRIDE)
+        requested = advice.position_size_pct if llm_led else risk.max_position_pct * confidence
+        risk_level = advice.risk_assessment if llm_led else RiskLevel.MEDIUM
+        vol_factor = min(1.0, TARGET_DAILY_VOL / atr_pct) if atr_pct > 0 else 1.0
+        size = round(min(risk.max_position_pct, requested) * vol_factor * RISK_FACTOR[risk_level], 2)
+        stop_dist, target_dist = 2.0 * atr, 3.0 * atr
+        if llm_led and advice.stop_loss is not None:
+            stop_dist = abs(price - advice.stop_loss)
+        if llm_led and advice.take_profit is not None:
+            target_dist = abs(advice.take_profit - price)
+        stop_dist = min(max(stop_dist, risk.stop_atr_min * atr), risk.stop_atr_max * atr)
+        target_dist = min(max(target_dist, risk.target_atr_min * atr), risk.target_atr_max * atr)
+        if llm_led:
+            horizon = {TimeHorizon.INTRADAY: 2, TimeHorizon.DAYS: cfg.time_limit_bars,
+                       TimeHorizon.WEEKS: cfg.time_limit_bars * 2}[advice.time_horizon]
+        return size, _toward(price - sign * stop_dist, price), _toward(price + sign * target_dist, price), horizon
+
+
+def _toward(level: float, price: float, digits: int = 4) -> float:
+    """Round a level to `digits` decimals toward the entry price, so rounding never widens a clamped bound."""
+    scale = 10 ** digits
+    return (math.ceil(level * scale) if level < price else math.floor(level * scale)) / scale

@@ -1,0 +1,70 @@
+"""Features computed vectorised with TA-Lib over a whole history; the value at t depends only on bars <= t."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import talib
+
+from mytrader.market.series import BarSeries
+from mytrader.models import FeatureVector
+
+FAST, SLOW, RSI_N, ATR_N, BB_N, VOL_N, VOL_REGIME_N = 20, 50, 14, 14, 20, 20, 120
+MIN_BARS = SLOW + 10  # below this the slow indicators are undefined
+_ANNUAL = np.sqrt(252.0)
+
+
+@dataclass(frozen=True)
+class FeatureFrame:
+    series: BarSeries
+    cols: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def valid(self, i: int) -> bool:
+        return i >= MIN_BARS - 1 and all(np.isfinite(a[i]) for a in self.cols.values())
+
+    def row(self, i: int) -> FeatureVector:
+        c = self.cols
+        trend = int(c["trend"][i])
+        return FeatureVector(
+            symbol=self.series.symbol, ts=self.series.time(i), close=float(self.series.close[i]),
+            sma_fast=float(c["sma_fast"][i]), sma_slow=float(c["sma_slow"][i]), ema_fast=float(c["ema_fast"][i]),
+            rsi=float(c["rsi"][i]), macd=float(c["macd"][i]), macd_signal=float(c["macd_signal"][i]),
+            macd_hist=float(c["macd_hist"][i]), atr=float(c["atr"][i]), atr_pct=float(c["atr_pct"][i]),
+            bb_pct_b=float(c["bb_pct_b"][i]), volatility=float(c["volatility"][i]), volume_z=float(c["volume_z"][i]),
+            ret_5=float(c["ret_5"][i]), ret_20=float(c["ret_20"][i]),
+            regime_trend="trend_up" if trend > 0 else "trend_down" if trend < 0 else "range",
+            regime_vol="high_vol" if c["high_vol"][i] > 0 else "low_vol",
+        )
+
+
+def compute_features(series: BarSeries) -> FeatureFrame:
+    close, high, low, vol = series.close, series.high, series.low, series.volume
+    sma_fast = talib.SMA(close, FAST)
+    sma_slow = talib.SMA(close, SLOW)
+    macd, macd_signal, macd_hist = talib.MACD(close, 12, 26, 9)
+    atr = talib.ATR(high, low, close, ATR_N)
+    upper, _, lower = talib.BBANDS(close, BB_N, 2.0, 2.0)
+    width = upper - lower
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bb_pct_b = np.where(width > 0, (close - lower) / width, 0.5)
+        logret = np.concatenate([[np.nan], np.diff(np.log(close))])
+        volatility = talib.STDDEV(logret, VOL_N, 1.0) * _ANNUAL
+        vol_mean, vol_sd = talib.SMA(vol, VOL_N), talib.STDDEV(vol, VOL_N, 1.0)
+        volume_z = np.where(vol_sd > 0, (vol - vol_mean) / vol_sd, 0.0)
+        ret_5 = talib.ROCR(close, 5) - 1.0
+        ret_20 = talib.ROCR(close, 20) - 1.0
+    adx = talib.ADX(high, low, close, 14)
+    spread = sma_fast / sma_slow - 1.0
+    trend = np.where((adx > 20) & (spread > 0.01), 1, np.where((adx > 20) & (spread < -0.01), -1, 0))
+    vol_baseline = talib.SMA(np.nan_to_num(volatility, nan=0.0), VOL_REGIME_N)
+    high_vol = np.where(np.isfinite(vol_baseline) & (volatility > vol_baseline * 1.15), 1, 0)
+    cols = {
+        "sma_fast": sma_fast, "sma_slow": sma_slow, "ema_fast": talib.EMA(close, 12), "rsi": talib.RSI(close, RSI_N),
+        "macd": macd, "macd_signal": macd_signal, "macd_hist": macd_hist, "atr": atr, "atr_pct": atr / close,
+        "bb_pct_b": bb_pct_b, "volatility": volatility, "volume_z": volume_z, "ret_5": ret_5, "ret_20": ret_20,
+        "trend": trend.astype(np.float64), "high_vol": high_vol.astype(np.float64),
+    }
+    return FeatureFrame(series, cols)
