@@ -34,7 +34,7 @@ def test_size_is_capped_by_position_pct_and_order_notional():
 
 @pytest.mark.parametrize("acct,kill,market_open,reason", [
     (account(), True, True, "kill_switch"),
-    (account(halted=True), False, True, "kill_switch"),
+    (account(tripped_day="2020-03-02"), False, True, "daily_loss_limit"),
     (account(realized_today=-3_500.0), False, True, "daily_loss_limit"),
     (account(), False, False, "market_closed"),
     (account(cooldown_until=NOW + timedelta(days=2)), False, True, "cooldown"),

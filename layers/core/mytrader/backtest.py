@@ -16,6 +16,7 @@ from mytrader.config import TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine, QueryMemo, should_query
 from mytrader.features import FeatureFrame, compute_features
 from mytrader.labels import forward_return, label_for_return
+from mytrader.market.calendar import session_open_for
 from mytrader.market.series import BarSeries
 from mytrader.metrics import performance
 from mytrader.models import Action, OrderSide, Position, SentimentScore, TradeDecision, TradeOutcome
@@ -64,8 +65,9 @@ def prepare(series: BarSeries) -> SymbolState:
 
 class Backtester:
     def __init__(self, cfg: TradingConfig, engine: DecisionEngine, news: NewsContext | None = None,
-                 keep_decisions: bool = True):
+                 keep_decisions: bool = True, trade_from: datetime | None = None):
         self.cfg, self.engine, self.news = cfg, engine, news
+        self.trade_from = int(trade_from.timestamp()) if trade_from else None
         self.costs = Costs(cfg.fee_bps, cfg.slippage_bps)
         self.keep_decisions = keep_decisions
 
@@ -117,7 +119,7 @@ class Backtester:
                     st.position = pos.model_copy(update={"bars_held": pos.bars_held + 1})
             last_close[sym] = st.c[i]
             # 3. decide at the close
-            if i >= warm and i + 1 < len(st.c) and st.frame.valid(i):
+            if i >= warm and i + 1 < len(st.c) and st.frame.valid(i) and (self.trade_from is None or t >= self.trade_from):
                 holding = st.position is not None
                 act = st.action[i]
                 if act != 0 or engine.advisor is not None:
@@ -175,17 +177,17 @@ class Backtester:
         return decision
 
     def _execute(self, st: SymbolState, d: TradeDecision, account: AccountState, rejections: Counter, t: int):
-        now = datetime.fromtimestamp(t, UTC)
+        now = session_open_for(datetime.fromtimestamp(t, UTC))  # executions happen at the session's open
         quote = st.o[int(st.series.ts.searchsorted(t))]  # the paper quote is this bar's open
         pos = st.position
         if pos is not None and ((d.action == Action.SELL and pos.qty > 0) or (d.action == Action.BUY and pos.qty < 0)):
             side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
             return self._close(st, account, self.costs.fill_price(quote, side), now, "signal")
-        if pos is not None:
+        if pos is not None or (d.action == Action.SELL and not self.cfg.allow_short):
             return None
         verdict = check_entry(self.cfg.risk, account, d, quote, now, market_open=True, kill_switch=False)
         if verdict.trips_kill_switch:
-            account.halted = True
+            account.tripped_day = account.day
         if not verdict.approved:
             rejections[verdict.reason.split(":")[0].split(" ")[0]] += 1
             return None

@@ -22,7 +22,7 @@ class AccountState(BaseModel):
     orders_this_minute: int = 0
     consecutive_stopouts: int = 0
     cooldown_until: datetime | None = None
-    halted: bool = False  # manual kill switch (SSM) or the daily-loss trip
+    tripped_day: str = ""  # the day the daily-loss limit halted new entries
 
 
 class RiskVerdict(BaseModel):
@@ -40,8 +40,10 @@ class RiskRejection(ValueError):
 def check_entry(limits: RiskLimits, account: AccountState, decision: TradeDecision, price: float, now: datetime,
                 market_open: bool, kill_switch: bool) -> RiskVerdict:
     """Verdict for an order that opens a position. Every rejection names its limit."""
-    if kill_switch or account.halted:
+    if kill_switch:
         return RiskVerdict(approved=False, reason="kill_switch: trading halted, reduce-only")
+    if account.tripped_day and account.tripped_day == account.day:
+        return RiskVerdict(approved=False, reason="daily_loss_limit: halted for the day, reduce-only")
     if account.day_start_equity > 0 and account.realized_today <= -limits.daily_loss_limit_pct / 100 * account.day_start_equity:
         return RiskVerdict(approved=False, reason="daily_loss_limit: halted for the day", trips_kill_switch=True)
     if not market_open:

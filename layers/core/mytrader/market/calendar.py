@@ -55,6 +55,15 @@ class SessionCalendar:
         return self._closes.get(day, REGULAR_CLOSE) != REGULAR_CLOSE
 
 
+def session_open_for(bar_close: datetime) -> datetime:
+    """When the session of a daily bar stamped at its close opened: where executions at 'the open' happen."""
+    cal = nyse()
+    day = bar_close.astimezone(NEW_YORK).date()
+    if cal.covers(day) and cal.is_session(day):
+        return cal.session_open(day)
+    return bar_close - timedelta(hours=6, minutes=30)
+
+
 @lru_cache(maxsize=1)
 def nyse() -> SessionCalendar:
     raw = json.loads(resources.files("mytrader").joinpath("data/xnys_sessions.json").read_text())

@@ -1,0 +1,40 @@
+"""Decision cycle: EventBridge Scheduler -> decisions for the universe -> trade log + SQS FIFO."""
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import ValidationError
+
+from mytrader.observability import logger, metrics, tracer
+from mytrader.pipeline.decision_cycle import run_cycle
+from mytrader.pipeline.settings import PipelineSettings
+from mytrader.pipeline.wiring import decision_cycle_deps
+
+SETTINGS = PipelineSettings.from_env()
+_deps = None
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        _deps = decision_cycle_deps(SETTINGS)
+    return _deps
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    try:
+        result = run_cycle(event, deps())
+    except ValidationError as exc:
+        logger.error("malformed schedule event", extra={"errors": exc.errors(include_url=False)[:5]})
+        metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
+        return {"status": "rejected_event", "error": str(exc.errors(include_url=False)[0]["msg"])}
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=result.get("decisions", 0))
+    metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=result.get("llm_calls", 0))
+    metrics.add_metric(name="LlmFallbacks", unit=MetricUnit.Count, value=result.get("fallbacks", 0))
+    metrics.add_metric(name="LlmInputTokens", unit=MetricUnit.Count, value=result.get("input_tokens", 0))
+    metrics.add_metric(name="LlmOutputTokens", unit=MetricUnit.Count, value=result.get("output_tokens", 0))
+    metrics.add_metric(name="LlmCostMicroUsd", unit=MetricUnit.Count, value=round(result.get("cost_usd", 0) * 1e6))
+    metrics.add_metric(name="CycleLatency", unit=MetricUnit.Milliseconds, value=result.get("wall_ms", 0))
+    return result

@@ -1,0 +1,65 @@
+"""Executor: SQS FIFO batches -> idempotent risk check, broker order and trade-log transaction."""
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+
+from mytrader.models import TradeDecision
+from mytrader.observability import logger, metrics, tracer
+from mytrader.pipeline.execution import execute_decision
+from mytrader.pipeline.settings import PipelineSettings
+from mytrader.pipeline.wiring import exec_deps
+from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
+
+SETTINGS = PipelineSettings.from_env()
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table)
+idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
+                                expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
+_deps = None
+
+
+class MalformedMessage(ValueError):
+    """Never succeeds on retry: it reaches the DLQ after the configured receives."""
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        _deps = exec_deps(SETTINGS)
+    return _deps
+
+
+def _execute(decision: dict) -> dict:
+    d, clock, _, _ = deps()
+    result = execute_decision(TradeDecision.model_validate(decision), clock.now(), d)
+    metrics.add_metric(name=f"Decision{result['result'].title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    return result
+
+
+@idempotent_function(data_keyword_argument="decision", config=idempotency, persistence_store=persistence)
+def execute_once(decision: dict) -> dict:
+    return _execute(decision)
+
+
+def record_handler(record: SQSRecord) -> dict:
+    try:
+        body = json.loads(record.body)
+        TradeDecision.model_validate(body)
+    except ValueError as exc:
+        logger.error("malformed decision message", extra={"message_id": record.message_id, "error": str(exc)[:300]})
+        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+        raise MalformedMessage(str(exc)[:300]) from None
+    return execute_once(decision=body) if SETTINGS.idempotency else _execute(body)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

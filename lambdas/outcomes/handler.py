@@ -1,0 +1,30 @@
+"""Outcomes: close on stop/target/time, reconcile orders, re-send stuck decisions, mark dead letters."""
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mytrader.observability import logger, metrics, tracer
+from mytrader.pipeline.outcomes import run_outcomes
+from mytrader.pipeline.settings import PipelineSettings
+from mytrader.pipeline.wiring import exec_deps
+
+SETTINGS = PipelineSettings.from_env()
+_deps = None
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        _deps = exec_deps(SETTINGS)
+    return _deps
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    d, clock, market, aws = deps()
+    result = run_outcomes(clock.now(), d, market, aws.sqs, SETTINGS.decisions_queue_url, SETTINGS.decisions_dlq_url)
+    for key in ("closed", "reconciled", "resent", "dead_lettered", "errors"):
+        metrics.add_metric(name=f"Outcomes{key.title().replace('_', '')}", unit=MetricUnit.Count, value=result[key])
+    return result

@@ -1,0 +1,170 @@
+"""Local Bedrock control plane for model customization and custom model deployments.
+
+moto's customization jobs stay InProgress forever and it has no custom model deployments, so this
+service owns both (a visible workaround, tested). A job really trains: it fits the local advisor model's
+logistic weights on the job's train.jsonl, then reaches Completed; a deployment of the resulting custom
+model then answers Converse with those weights. Everything here is labelled local.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+import numpy as np
+
+from mytrader.advisor.local_model import LocalModelWeights, model_inputs
+from mytrader.advisor.prompt import parse_inputs_from_prompt
+from mytrader.local.services import aws_error, json_response
+
+ACCOUNT = "123456789012"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def fit_weights(records: list[dict], epochs: int, learning_rate: float, l2: float = 0.01) -> LocalModelWeights:
+    """Logistic regression of P(up) on the prompt's inputs: BUY labels are 1, SELL labels 0, HOLD labels 0.5."""
+    xs, ys = [], []
+    for rec in records:
+        user = next(m for m in rec["messages"] if m["role"] == "user")["content"][0]["text"]
+        answer = json.loads(next(m for m in rec["messages"] if m["role"] == "assistant")["content"][0]["text"])
+        xs.append(model_inputs(parse_inputs_from_prompt(user)))
+        ys.append({"BUY": 1.0, "SELL": 0.0}.get(answer["decision"], 0.5))
+    x, y = np.array(xs), np.array(ys)
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-9)
+    xn = x / scale
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(epochs * 50):
+        p = 1 / (1 + np.exp(-(xn @ w + b)))
+        grad = p - y
+        w -= learning_rate * (xn.T @ grad / len(y) + l2 * w)
+        b -= learning_rate * float(grad.mean())
+    return LocalModelWeights(name="fitted", weights=(w / scale).round(6).tolist(), bias=round(b, 6))
+
+
+class LocalBedrockControl:
+    def __init__(self, runtime, region: str):
+        self.runtime, self.region = runtime, region
+        self.jobs: dict[str, dict] = {}
+        self.models: dict[str, dict] = {}
+        self.deployments: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def handles(self, method: str, path: str) -> bool:
+        return path.startswith(("/model-customization-jobs", "/model-customization/custom-model-deployments",
+                                "/custom-models/"))
+
+    def handle(self, method: str, path: str, body: bytes, query: dict):
+        data = json.loads(body or b"{}") if body else {}
+        parts = [unquote(p) for p in path.strip("/").split("/")]
+        if parts[0] == "model-customization-jobs":
+            if method == "POST" and len(parts) == 1:
+                return self.create_job(data)
+            if method == "GET" and len(parts) == 2:
+                return self.get_job(parts[1])
+        if parts[:2] == ["model-customization", "custom-model-deployments"]:
+            if method == "POST" and len(parts) == 2:
+                return self.create_deployment(data)
+            if len(parts) == 3 and method == "GET":
+                return self.get_deployment(parts[2])
+            if len(parts) == 3 and method == "DELETE":
+                return self.delete_deployment(parts[2])
+        if parts[0] == "custom-models" and method == "GET":
+            model = self._find(self.models, "/".join(parts[1:]))
+            return json_response(200, model) if model else aws_error(404, "ResourceNotFoundException", "no such model")
+        return aws_error(400, "ValidationException", f"local Bedrock control does not implement {method} {path}")
+
+    @staticmethod
+    def _find(table: dict, ident: str) -> dict | None:
+        return table.get(ident) or next((v for v in table.values()
+                                         if ident in (v.get("jobName"), v.get("modelName"), v.get("modelDeploymentName"))), None)
+
+    def create_job(self, d: dict):
+        required = ("jobName", "customModelName", "roleArn", "baseModelIdentifier", "trainingDataConfig", "outputDataConfig")
+        missing = [k for k in required if k not in d]
+        if missing:
+            return aws_error(400, "ValidationException", f"missing {missing}")
+        with self._lock:
+            if any(j["jobName"] == d["jobName"] for j in self.jobs.values()):
+                return aws_error(409, "ResourceInUseException", f"job {d['jobName']} exists")
+            if any(m["modelName"] == d["customModelName"] for m in self.models.values()):
+                return aws_error(409, "ResourceInUseException", f"custom model {d['customModelName']} exists")
+            arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:model-customization-job/{uuid.uuid4().hex[:12]}"
+            job = {"jobArn": arn, "jobName": d["jobName"], "outputModelName": d["customModelName"], "roleArn": d["roleArn"],
+                   "status": "InProgress", "creationTime": _now(), "lastModifiedTime": _now(),
+                   "baseModelArn": f"arn:aws:bedrock:{self.region}::foundation-model/{d['baseModelIdentifier']}",
+                   "hyperParameters": d.get("hyperParameters", {}), "trainingDataConfig": d["trainingDataConfig"],
+                   "validationDataConfig": d.get("validationDataConfig", {"validators": []}),
+                   "outputDataConfig": d["outputDataConfig"], "customizationType": d.get("customizationType", "FINE_TUNING")}
+            self.jobs[arn] = job
+        threading.Thread(target=self._train, args=(arn,), daemon=True).start()
+        return json_response(201, {"jobArn": arn})
+
+    def _train(self, arn: str) -> None:
+        import boto3
+
+        job = self.jobs[arn]
+        try:
+            hp = job["hyperParameters"]
+            epochs, lr = int(hp.get("epochCount", "2")), float(hp.get("learningRate", "0.5"))
+            if epochs < 1 or lr <= 0:
+                raise ValueError(f"invalid hyperparameters epochCount={epochs} learningRate={lr}")
+            bucket, key = job["trainingDataConfig"]["s3Uri"][5:].split("/", 1)
+            s3 = boto3.client("s3")
+            text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if not records:
+                raise ValueError("training file is empty")
+            weights = fit_weights(records, epochs, lr)
+            model_arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:custom-model/{job['outputModelName']}/{uuid.uuid4().hex[:8]}"
+            out_bucket, out_prefix = job["outputDataConfig"]["s3Uri"][5:].split("/", 1)
+            s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{job['jobName']}/weights.json",
+                          Body=weights.model_dump_json().encode())
+            with self._lock:
+                self.models[model_arn] = {"modelArn": model_arn, "modelName": job["outputModelName"], "jobArn": arn,
+                                          "jobName": job["jobName"], "baseModelArn": job["baseModelArn"],
+                                          "creationTime": _now(), "modelStatus": "Active", "weights": weights}
+                job.update(status="Completed", outputModelArn=model_arn, endTime=_now(), lastModifiedTime=_now(),
+                           trainingMetrics={"trainingLoss": 0.0})
+        except Exception as exc:  # a failed job reports why, as Bedrock does
+            with self._lock:
+                job.update(status="Failed", failureMessage=f"local training failed: {exc}", endTime=_now())
+
+    def get_job(self, ident: str):
+        job = self._find(self.jobs, ident)
+        return json_response(200, job) if job else aws_error(404, "ResourceNotFoundException", f"no job {ident}")
+
+    def create_deployment(self, d: dict):
+        model = self._find(self.models, d.get("modelArn", ""))
+        if model is None:
+            return aws_error(404, "ResourceNotFoundException", f"no custom model {d.get('modelArn')}")
+        arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:custom-model-deployment/{uuid.uuid4().hex[:12]}"
+        with self._lock:
+            self.deployments[arn] = {"customModelDeploymentArn": arn, "modelDeploymentName": d["modelDeploymentName"],
+                                     "modelArn": model["modelArn"], "createdAt": _now(), "status": "Creating",
+                                     "polls": 0}
+            self.runtime.weights_by_model[arn] = model["weights"]
+        return json_response(202, {"customModelDeploymentArn": arn})
+
+    def get_deployment(self, ident: str):
+        dep = self._find(self.deployments, ident)
+        if dep is None:
+            return aws_error(404, "ResourceNotFoundException", f"no deployment {ident}")
+        with self._lock:  # asynchronous like the real one: Creating on the first poll, then Active
+            dep["polls"] += 1
+            if dep["status"] == "Creating" and dep["polls"] > 1:
+                dep["status"] = "Active"
+        return json_response(200, {k: v for k, v in dep.items() if k != "polls"})
+
+    def delete_deployment(self, ident: str):
+        dep = self._find(self.deployments, ident)
+        if dep is None:
+            return aws_error(404, "ResourceNotFoundException", f"no deployment {ident}")
+        with self._lock:
+            self.deployments.pop(dep["customModelDeploymentArn"], None)
+            self.runtime.weights_by_model.pop(dep["customModelDeploymentArn"], None)
+        return json_response(200, {})

@@ -1,0 +1,151 @@
+"""`mytrader demo`: the whole serverless system on the embedded AWS, two symbols of real daily data over
+two years, then the same data through the backtester for a trade-by-trade parity check."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from mytrader.backtest import BacktestResult, Backtester, prepare
+from mytrader.config import LOCAL_MODEL_ID, AdvisorSettings, TradingConfig
+from mytrader.engine import DecisionEngine
+from mytrader.market.calendar import nyse
+from mytrader.market.sources import parse_price_csv
+from mytrader.metrics import performance
+from mytrader.models import DecisionStatus, Mode, TradeDecision
+from mytrader.tradelog import TradeLog
+
+DATA = Path(__file__).resolve().parent / "data"
+DEMO_FILES = {"NVDA": DATA / "nvda-daily-1999-2014.csv", "ORCL": DATA / "orcl-daily-1995-2014.csv"}
+DEMO_START, DEMO_END = date(2011, 1, 3), date(2012, 12, 31)
+LABEL = "local advisor model (deterministic, not an LLM) on an embedded AWS (moto + local services)"
+
+
+def load_series(files: dict[str, Path] = DEMO_FILES):
+    return {sym: parse_price_csv(Path(p).read_text(), sym) for sym, p in files.items()}
+
+
+def equity_probe(tl: TradeLog, series):
+    def probe(at: datetime) -> float:
+        acct = tl.account_state()
+        marks = 0.0
+        for pos in tl.positions():
+            s = series[pos.symbol].upto(at)
+            marks += pos.qty * float(s.close[-1])
+        return acct.cash + marks
+    return probe
+
+
+def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestResult]:
+    from mytrader.broker import PaperBroker
+    from mytrader.portfolio import Costs
+
+    tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
+    states = tl.count_by_status()
+    decisions = sum(states.values())
+    rejected = tl.decisions_by_status("REJECTED")
+    ledger = PaperBroker(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"],
+                         Costs(cfg.fee_bps, cfg.slippage_bps)).ledger()
+    per_coid = Counter(o.client_order_id for o in ledger)
+    outcomes = sorted(tl.outcomes(), key=lambda o: (o.exit_ts, o.symbol))
+    fills = tl.fills()
+    scored = [(0.0, o.llm_right) for o in outcomes if o.llm_right is not None]
+    metrics = performance([e for _, e in res.equity], outcomes, cfg.initial_equity, exposure=0.0, llm_scored=scored,
+                          llm_calls=res.llm_calls, cost_usd=res.cost_usd)
+    metrics.pop("exposure")
+    summary = {
+        "emulation": LABEL, "symbols": res.symbols, "start": DEMO_START.isoformat(), "end": DEMO_END.isoformat(),
+        "ticks": res.ticks, "decisions": decisions, "expected_decisions": res.expected_decisions,
+        "llm_calls": res.llm_calls, "fallbacks": res.fallbacks, "input_tokens": res.input_tokens,
+        "output_tokens": res.output_tokens, "orders": len(ledger), "fills": len(fills),
+        "rejected_by_risk": sum(1 for r in rejected if r.get("status_reason", "").startswith("risk:")),
+        "skipped": states.get("SKIPPED", 0), "dead_lettered": states.get("DEAD_LETTERED", 0),
+        "duplicate_orders": sum(n - 1 for n in per_coid.values() if n > 1),
+        "open_positions": len(tl.positions()), "closed_trades": len(outcomes), "metrics": metrics,
+        "cost_usd": round(res.cost_usd, 6), "terminal_states": states,
+        "non_terminal": states.get("PENDING", 0), "executor_batches": res.drains.batches,
+        "executor_failures": res.drains.failed, "cycle_errors": res.cycle_errors,
+    }
+    demo_result = BacktestResult("demo", metrics, outcomes, res.equity, _llm_decisions(tl, res.symbols))
+    return summary, demo_result
+
+
+def _llm_decisions(tl: TradeLog, symbols) -> list[TradeDecision]:
+    out = []
+    for sym in symbols:
+        for row in tl.decisions_of(sym):
+            if "doc" in row and row.get("model_id"):
+                out.append(TradeDecision.model_validate_json(row["doc"]).model_copy(
+                    update={"status": DecisionStatus(row["status"])}))
+    return sorted(out, key=lambda d: d.bar_ts)
+
+
+def fills_of_trades(trades) -> list[tuple]:
+    out = []
+    for t in trades:
+        buy, sell = ("buy", "sell") if t.side.value == "BUY" else ("sell", "buy")
+        out.append((t.entry_ts.astimezone(UTC).date().isoformat(), t.symbol, buy, t.qty, round(t.entry_price, 4)))
+        if t.exit_reason != "end_of_data":
+            out.append((t.exit_ts.astimezone(UTC).date().isoformat(), t.symbol, sell, t.qty, round(t.exit_price, 4)))
+    return sorted(out)
+
+
+def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, BacktestResult]:
+    """The backtester on the same data and settings; its fills must equal the trade log's, one by one."""
+    cal = nyse()
+    cut = cal.session_close(final_day)
+    states = {sym: prepare(s.upto(cut)) for sym, s in series.items()}
+    from mytrader.advisor.llm import LlmAdvisor
+    from mytrader.advisor.local_model import LocalAdvisorModel
+
+    bt = Backtester(cfg, DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor)),
+                    trade_from=cal.session_close(DEMO_START))
+    result = bt.run(states)
+    tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
+    pipeline = sorted((f.filled_at.astimezone(UTC).date().isoformat(), f.symbol, f.side.value, f.qty, round(f.price, 4))
+                      for f in tl.fills())
+    backtest = fills_of_trades(result.trades)
+    first_diff = next(({"pipeline": list(a), "backtest": list(b)} for a, b in zip(pipeline, backtest) if a != b), None)
+    return {"equal": pipeline == backtest, "pipeline_fills": len(pipeline), "backtest_fills": len(backtest),
+            "first_difference": first_diff}, result
+
+
+def demo_config(mode: str = "consensus") -> TradingConfig:
+    return TradingConfig(mode=Mode(mode), advisor=AdvisorSettings(model_id=LOCAL_MODEL_ID))
+
+
+def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
+    from mytrader.local.endpoint import EmbeddedAws
+    from mytrader.local.replay import replay
+    from mytrader.local.stack import LocalStack
+    from mytrader.report import render_report
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series = load_series()
+    cfg = demo_config()
+    with EmbeddedAws() as aws:
+        stack = LocalStack(aws).create()
+        stack.upload_prices(DEMO_FILES)
+        tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
+        res = replay(stack, series, DEMO_START, DEMO_END, progress=progress, after_tick=equity_probe(tl, series))
+        summary, demo_result = summarise(stack, res, series, cfg)
+        summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series))
+        if with_finetune:
+            from mytrader.local.learning import run_finetune_demo
+
+            summary["finetune"] = run_finetune_demo(stack, out_dir)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (out_dir / "report.html").write_text(render_report(
+        {"demo": demo_result, "backtest (same code)": bt_result}, "MyTrader demo: the serverless pipeline on an embedded AWS",
+        LABEL, notes=[f"Replay {DEMO_START} to {DEMO_END}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}.",
+                      f"Parity with the backtester: {summary['parity']['equal']} "
+                      f"({summary['parity']['pipeline_fills']} fills)."]))
+    return summary
+
+
+def _last_day(series) -> date:
+    from mytrader.local.replay import session_days
+
+    days = session_days(series, DEMO_START, DEMO_END)
+    return nyse().next_session(days[-1])

@@ -1,0 +1,138 @@
+"""Creates the stack's resources on the embedded AWS from the same spec the CDK app reads
+(mytrader.stack_spec), and registers the project's handlers with the env vars each function gets."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import boto3
+
+from mytrader.config import LOCAL_MODEL_ID
+from mytrader.stack_spec import (DEFAULT_PREFIX, FUNCTIONS, PARAMETER_DEFAULTS, QUEUES, STATE_MACHINE_NAME, TABLES,
+                                 QueueSpec, parameter_names)
+
+REPO = Path(__file__).resolve().parents[4]
+LAMBDAS = REPO / "lambdas"
+STATE_MACHINE_FILE = REPO / "layers" / "core" / "mytrader" / "data" / "finetune.asl.json"
+
+
+@dataclass
+class LocalStack:
+    embedded: object
+    prefix: str = DEFAULT_PREFIX
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    queue_arns: dict[str, str] = field(default_factory=dict)
+    bucket: str = ""
+    topic_arn: str = ""
+    state_machine_arn: str = ""
+    settings_env: dict[str, str] = field(default_factory=dict)
+    _clients: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def params(self) -> dict[str, str]:
+        return parameter_names(self.prefix)
+
+    def client(self, name: str):
+        if name not in self._clients:
+            self._clients[name] = boto3.client(name, region_name=self.embedded.region)
+        return self._clients[name]
+
+    def create(self, extra_env: dict[str, str] | None = None, active_model: str = LOCAL_MODEL_ID) -> LocalStack:
+        ddb, sqs, s3, ssm = self.client("dynamodb"), self.client("sqs"), self.client("s3"), self.client("ssm")
+        for t in TABLES:
+            create_table(ddb, t, self.prefix)
+        for q in QUEUES:
+            self._create_queue(sqs, q)
+        self.bucket = f"{self.prefix}-datasets-local"
+        s3.create_bucket(Bucket=self.bucket)
+        s3.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_encryption(Bucket=self.bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        names = self.params
+        values = {**PARAMETER_DEFAULTS, "ACTIVE_MODEL": active_model, "REPLAY_CLOCK": "2000-01-01T00:00:00Z"}
+        for key, name in names.items():
+            ssm.put_parameter(Name=name, Value=values[key], Type="String", Overwrite=True)
+        secret = self.client("secretsmanager").create_secret(
+            Name=f"{self.prefix}/broker", SecretString=json.dumps({"key_id": "local", "secret_key": "local"}))
+        self.topic_arn = self.client("sns").create_topic(Name=f"{self.prefix}-alarms")["TopicArn"]
+        from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, IDEMPOTENCY, SENTIMENT_CACHE, TRADE_LOG
+
+        self.settings_env = {
+            "TRADE_LOG_TABLE": TRADE_LOG.name(self.prefix), "IDEMPOTENCY_TABLE": IDEMPOTENCY.name(self.prefix),
+            "SENTIMENT_TABLE": SENTIMENT_CACHE.name(self.prefix),
+            "DECISIONS_QUEUE_URL": self.queue_urls[DECISIONS_QUEUE.suffix],
+            "DECISIONS_DLQ_URL": self.queue_urls[DECISIONS_DLQ.suffix], "DATA_BUCKET": self.bucket,
+            "PARAM_PREFIX": self.prefix, "CLOCK_SOURCE": "replay", "BROKER": "paper", "MARKET_DATA": "s3",
+            "NEWS_SOURCE": "none", "SENTIMENT_SCORER": "comprehend", "BROKER_SECRET_ARN": secret["ARN"],
+            "ALARM_TOPIC_ARN": self.topic_arn, "STATE_MACHINE_NAME": f"{self.prefix}-{STATE_MACHINE_NAME}",
+            **(extra_env or {}),
+        }
+        self.register_functions()
+        return self
+
+    def register_functions(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
+        from mytrader.local.services import LocalFunction
+
+        for key, spec in FUNCTIONS.items():
+            env = {**self.settings_env, **(overrides or {}).get(key, {})}
+            self.embedded.bridge.register(LocalFunction(spec.name(self.prefix), LAMBDAS / spec.folder / "handler.py",
+                                                        env, spec.memory_mb, spec.timeout_s))
+
+    def function_name(self, key: str) -> str:
+        return FUNCTIONS[key].name(self.prefix)
+
+    def _create_queue(self, sqs, q: QueueSpec) -> None:
+        attrs = {"VisibilityTimeout": str(q.visibility_s), "MessageRetentionPeriod": str(q.retention_s)}
+        if q.fifo:
+            attrs.update(FifoQueue="true", ContentBasedDeduplication="false")
+        if q.dlq:
+            attrs["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": self.queue_arns[q.dlq],
+                                                 "maxReceiveCount": q.max_receive})
+        url = sqs.create_queue(QueueName=q.name(self.prefix), Attributes=attrs)["QueueUrl"]
+        self.queue_urls[q.suffix] = url
+        self.queue_arns[q.suffix] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+
+    def set_param(self, key: str, value: str) -> None:
+        self.client("ssm").put_parameter(Name=self.params[key], Value=value, Type="String", Overwrite=True)
+
+    def get_param(self, key: str) -> str:
+        return self.client("ssm").get_parameter(Name=self.params[key])["Parameter"]["Value"]
+
+    def invoke(self, key: str, payload: dict) -> dict:
+        resp = self.client("lambda").invoke(FunctionName=self.function_name(key), Payload=json.dumps(payload).encode())
+        body = json.loads(resp["Payload"].read() or b"null")
+        if resp.get("FunctionError"):
+            raise FunctionFailed(key, body)
+        return body
+
+    def upload_prices(self, files: dict[str, Path]) -> None:
+        s3 = self.client("s3")
+        for symbol, path in files.items():
+            s3.put_object(Bucket=self.bucket, Key=f"market-data/{symbol}.csv", Body=Path(path).read_bytes())
+
+
+class FunctionFailed(RuntimeError):
+    def __init__(self, key: str, body: dict):
+        super().__init__(f"{key} failed: {body.get('errorType')}: {body.get('errorMessage')}")
+        self.body = body
+
+
+def create_table(ddb, t, prefix: str) -> None:
+    attrs = {t.pk: "S"}
+    keys = [{"AttributeName": t.pk, "KeyType": "HASH"}]
+    if t.sk:
+        attrs[t.sk] = "S"
+        keys.append({"AttributeName": t.sk, "KeyType": "RANGE"})
+    gsis = []
+    for name, pk, sk in t.gsis:
+        attrs[pk], attrs[sk] = "S", "S"
+        gsis.append({"IndexName": name, "KeySchema": [{"AttributeName": pk, "KeyType": "HASH"},
+                                                      {"AttributeName": sk, "KeyType": "RANGE"}],
+                     "Projection": {"ProjectionType": "ALL"}})
+    kw = {"GlobalSecondaryIndexes": gsis} if gsis else {}
+    ddb.create_table(TableName=t.name(prefix), BillingMode="PAY_PER_REQUEST", KeySchema=keys,
+                     AttributeDefinitions=[{"AttributeName": k, "AttributeType": v} for k, v in attrs.items()],
+                     SSESpecification={"Enabled": True}, **kw)
+    if t.ttl:
+        ddb.update_time_to_live(TableName=t.name(prefix), TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl})

@@ -1,0 +1,215 @@
+"""The executor's domain: risk engine -> broker -> order, fill, position and account in DynamoDB.
+
+Entry, in three steps that survive a crash anywhere:
+  1. reserve: one transaction puts the order record and takes a slot on the account item under its
+     portfolio-wide conditions (open positions, orders per minute), because message groups of different
+     symbols run concurrently;
+  2. submit to the broker with client_order_id = decision_id;
+  3. record: one transaction writes fill, position, cash, order status and the decision's EXECUTED state.
+A redelivery finds the order record, asks the broker for the order by client_order_id and finishes step 3
+without placing it again.
+"""
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mytrader.broker import BrokerError, BrokerOrder, new_order
+from mytrader.config import TradingConfig
+from mytrader.market.calendar import nyse
+from mytrader.market.series import DataQualityError
+from mytrader.models import Action, DecisionStatus, Fill, OrderSide, Position, TradeDecision
+from mytrader.portfolio import close_outcome, cooldown_end
+from mytrader.risk import check_entry
+from mytrader.tradelog import ConditionFailed, TradeLog
+
+log = logging.getLogger(__name__)
+
+
+class CrashInjected(RuntimeError):
+    pass
+
+
+@dataclass
+class ExecDeps:
+    tradelog: TradeLog
+    broker: object
+    quotes: object  # .quote(symbol, at)
+    params: object
+    cfg: TradingConfig
+    max_age: timedelta
+    idempotent: bool = True
+    crash_after_broker: float = 0.0
+
+
+def execute_decision(decision: TradeDecision, now: datetime, deps: ExecDeps) -> dict:
+    tl = deps.tradelog
+    row = tl.get_decision_row(decision.decision_id)
+    if row is None:  # the cycle always writes first; a message without its record is recorded now
+        tl.put_decision(decision.model_copy(update={"status": DecisionStatus.PENDING}))
+    elif row["status"] != DecisionStatus.PENDING.value and deps.idempotent:
+        return {"decision_id": decision.decision_id, "result": "already_terminal", "status": row["status"]}
+    if now - decision.decided_at > deps.max_age:
+        return _finish(tl, decision, DecisionStatus.REJECTED, f"stale: decided {decision.decided_at.isoformat()}, "
+                                                               f"older than {deps.max_age}")
+    tl.roll_day(now.date().isoformat())
+    position = tl.position(decision.symbol)
+    if position is not None and _reduces(decision.action, position):
+        return close_position(position, decision.decision_id, now, "signal", deps, decision=decision)
+    if position is not None:
+        return _finish(tl, decision, DecisionStatus.SKIPPED, "already positioned")
+    if decision.action == Action.SELL and not deps.cfg.allow_short:
+        return _finish(tl, decision, DecisionStatus.SKIPPED, "long-only: nothing to sell")
+    return _open_position(decision, now, deps)
+
+
+def _reduces(action: Action, pos: Position) -> bool:
+    return (action == Action.SELL and pos.qty > 0) or (action == Action.BUY and pos.qty < 0)
+
+
+def _finish(tl: TradeLog, decision: TradeDecision, status: DecisionStatus, reason: str) -> dict:
+    tl.set_status(decision.decision_id, status, reason)
+    log.info("decision %s %s: %s", decision.decision_id, status.value, reason)
+    return {"decision_id": decision.decision_id, "result": status.value, "reason": reason}
+
+
+def _open_position(decision: TradeDecision, now: datetime, deps: ExecDeps) -> dict:
+    tl, cfg = deps.tradelog, deps.cfg
+    side = OrderSide.BUY if decision.action == Action.BUY else OrderSide.SELL
+    existing = tl.order(decision.decision_id) if deps.idempotent else None
+    if existing is not None:
+        order = new_order(decision.decision_id, decision.symbol, side, float(existing["qty"]), now, False)
+        placed = deps.broker.get_by_client_order_id(decision.decision_id)
+        if placed is None:
+            placed = _submit(deps, order, float(existing["quote"]))
+        return _record_entry(decision, order, placed, float(existing["quote"]), now, deps)
+    try:
+        quote = deps.quotes.quote(decision.symbol, now)
+    except DataQualityError as exc:
+        return _finish(tl, decision, DecisionStatus.REJECTED, f"no quote: {exc.problem}")
+    account = tl.account_state()
+    kill = deps.params.kill_switch(fresh=True)
+    verdict = check_entry(cfg.risk, account, decision, quote, now, nyse().is_open(now), kill)
+    if verdict.trips_kill_switch:
+        tl.trip_day(account.day)
+    if not verdict.approved:
+        return _finish(tl, decision, DecisionStatus.REJECTED, f"risk: {verdict.reason}")
+    order = new_order(decision.decision_id, decision.symbol, side, verdict.qty, now, False)
+    minute = now.strftime("%Y-%m-%dT%H:%M")
+    same_minute = account.orders_minute == minute
+    reserve = tl.account_update(
+        "ADD open_positions :one, orders_this_minute :one" if same_minute else
+        "ADD open_positions :one SET orders_minute = :m, orders_this_minute = :one",
+        {":one": 1, ":max": cfg.risk.max_open_positions, ":m": minute, ":rate": cfg.risk.max_orders_per_minute},
+        condition="open_positions < :max AND " + ("orders_minute = :m AND orders_this_minute < :rate" if same_minute
+                                                   else "orders_minute <> :m"))
+    try:
+        tl.transact([tl.put({**tl.order_item(decision.decision_id, order, "submitting"), "qty": order.qty, "quote": quote},
+                            condition="attribute_not_exists(pk)" if deps.idempotent else None), reserve])
+    except ConditionFailed as exc:
+        if exc.reasons[0] == "ConditionalCheckFailed":  # the order record exists: a concurrent delivery
+            return {"decision_id": decision.decision_id, "result": "in_progress_elsewhere"}
+        return _finish(tl, decision, DecisionStatus.REJECTED,
+                       "risk: portfolio limit reached concurrently (max_open_positions or max_orders_per_minute)")
+    try:
+        placed = _submit(deps, order, quote)
+    except BrokerError as exc:
+        if exc.retryable:
+            raise
+        tl.transact([tl.account_update("ADD open_positions :m", {":m": -1})])
+        return _finish(tl, decision, DecisionStatus.REJECTED, f"broker: {exc}")
+    return _record_entry(decision, order, placed, quote, now, deps)
+
+
+def _submit(deps: ExecDeps, order, quote: float, fill_price: float | None = None) -> BrokerOrder:
+    placed = deps.broker.submit(order, quote, fill_price)
+    if deps.crash_after_broker and random.random() < deps.crash_after_broker:
+        raise CrashInjected(f"injected crash after the broker accepted {order.client_order_id}")
+    return placed
+
+
+def _record_entry(decision: TradeDecision, order, placed: BrokerOrder, quote: float, now: datetime,
+                  deps: ExecDeps) -> dict:
+    tl = deps.tradelog
+    if placed.filled_qty <= 0:  # accepted, not yet filled: outcomes reconciles the fill later
+        tl.transact([tl.put({**tl.order_item(decision.decision_id, order, "accepted"), "qty": order.qty, "quote": quote,
+                             "gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id}),
+                     tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, "order accepted, awaiting fill")])
+        return {"decision_id": decision.decision_id, "result": "EXECUTED", "filled": 0}
+    sign = 1 if order.side == OrderSide.BUY else -1
+    fill = Fill(client_order_id=order.client_order_id, symbol=order.symbol, side=order.side, qty=placed.filled_qty,
+                price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
+    pos = Position(symbol=order.symbol, qty=sign * placed.filled_qty, avg_price=placed.filled_avg_price, opened_at=now,
+                   decision_id=decision.decision_id, stop_loss=decision.stop_loss, take_profit=decision.take_profit,
+                   time_limit_bars=decision.time_horizon_bars,
+                   llm_action=decision.advice.decision if decision.advice else None)
+    status = "filled" if placed.status == "filled" else "partially_filled"
+    items = [
+        tl.put(tl.fill_item(decision.decision_id, fill), condition="attribute_not_exists(pk)" if deps.idempotent else None),
+        tl.put({"pk": tl.acct_pk, "sk": f"POS#{order.symbol}", "doc": pos.model_dump_json(), "entry_fee": fill.fee,
+                "qty": pos.qty}, condition="attribute_not_exists(pk)" if deps.idempotent else None),
+        tl.account_update("ADD cash :c", {":c": -(sign * fill.qty * fill.price) - fill.fee}),
+        tl.put({**tl.order_item(decision.decision_id, order, status), "qty": order.qty, "quote": quote,
+                **({"gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id} if status != "filled" else {})}),
+    ]
+    if deps.idempotent:
+        items.append(tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}"))
+    tl.transact(items)
+    if not deps.idempotent:
+        tl.set_status(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}")
+    return {"decision_id": decision.decision_id, "result": "EXECUTED", "qty": fill.qty, "price": fill.price}
+
+
+def close_position(pos: Position, client_order_id: str, now: datetime, reason: str, deps: ExecDeps,
+                   decision: TradeDecision | None = None, fill_price: float | None = None, quote: float | None = None,
+                   exit_ts: datetime | None = None) -> dict:
+    """Reduce-only close (signal, stop, target, time limit, flatten): never blocked by the kill switch."""
+    tl, cfg = deps.tradelog, deps.cfg
+    side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+    order = new_order(client_order_id, pos.symbol, side, abs(pos.qty), now, True)
+    placed = deps.broker.get_by_client_order_id(client_order_id) if deps.idempotent else None
+    if placed is None:
+        if quote is None:
+            try:
+                quote = deps.quotes.quote(pos.symbol, now)
+            except DataQualityError as exc:
+                if decision is not None:
+                    return _finish(tl, decision, DecisionStatus.REJECTED, f"no quote to close: {exc.problem}")
+                raise
+        placed = _submit(deps, order, quote, fill_price)
+    if placed.filled_qty <= 0:
+        raise BrokerError(f"close order {client_order_id} not filled yet", retryable=True)
+    entry_fee = tl.position_entry_fee(pos.symbol)
+    at = exit_ts or now
+    outcome = close_outcome(pos, placed.filled_avg_price, at, placed.fee, entry_fee, reason, pos.bars_held + 1)
+    account = tl.account_state()
+    stopouts = account.consecutive_stopouts + 1 if reason == "stop_loss" else 0
+    cooldown = account.cooldown_until
+    if stopouts >= cfg.risk.max_consecutive_stopouts:
+        cooldown, stopouts = cooldown_end(at, cfg.risk.cooldown_bars), 0
+    cash = pos.qty * placed.filled_avg_price - placed.fee
+    fill = Fill(client_order_id=client_order_id, symbol=pos.symbol, side=side, qty=placed.filled_qty,
+                price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
+    owner = decision.decision_id if decision is not None else pos.decision_id
+    items = [
+        tl.delete_position(pos.symbol),
+        tl.put(tl.fill_item(owner, fill, seq=1 if decision is None else 0)),
+        tl.put(tl.outcome_item(outcome)),
+        tl.account_update("ADD cash :c, book_equity :p, realized_today :p, realized_total :p, open_positions :m "
+                          "SET consecutive_stopouts = :s, cooldown_until = :cd",
+                          {":c": cash, ":p": outcome.pnl, ":m": -1, ":s": stopouts,
+                           ":cd": cooldown.isoformat() if cooldown else ""}),
+    ]
+    if decision is not None:
+        items.append(tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, f"closed: {reason}"))
+    try:
+        tl.transact(items)
+    except ConditionFailed as exc:
+        if exc.reasons[0] == "ConditionalCheckFailed":  # the position is already gone: a duplicate close
+            if decision is not None:
+                return _finish(tl, decision, DecisionStatus.SKIPPED, "position already closed")
+            return {"symbol": pos.symbol, "result": "already_closed"}
+        raise
+    return {"decision_id": owner, "result": "EXECUTED", "closed": reason, "pnl": outcome.pnl}

@@ -1,0 +1,124 @@
+"""Outcomes: close positions on stop-loss, take-profit or time limit, reconcile broker orders, re-send
+decisions stuck in PENDING, and mark dead-lettered decisions."""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from mytrader.models import DecisionStatus, Fill, OrderSide, Position
+from mytrader.pipeline.decision_cycle import send_decision
+from mytrader.pipeline.execution import ExecDeps, close_position
+from mytrader.portfolio import exit_on_bar
+from mytrader.tradelog import TradeLog
+
+log = logging.getLogger(__name__)
+
+
+def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq_url: str,
+                 resend_after: timedelta = timedelta(minutes=10)) -> dict:
+    tl = deps.tradelog
+    summary = {"closed": 0, "held": 0, "reconciled": 0, "resent": 0, "dead_lettered": 0, "errors": 0}
+    for pos in tl.positions():
+        try:
+            s = market.full(pos.symbol)
+            i = market.bar_at(pos.symbol, now)
+            if i < 0 or s.time(i) < pos.opened_at:  # no complete bar since the position opened
+                summary["held"] += 1
+                continue
+            last_checked = tl.position_checked(pos.symbol)
+            if last_checked is not None and int(s.ts[i]) <= last_checked:
+                continue
+            hit = exit_on_bar(pos, float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]))
+            if hit is None:
+                tl.bump_bars_held(pos, int(s.ts[i]))
+                summary["held"] += 1
+                continue
+            price, reason = hit
+            close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=price, quote=price,
+                           exit_ts=s.time(i))
+            summary["closed"] += 1
+        except Exception as exc:
+            log.exception("outcome check failed for %s", pos.symbol)
+            summary["errors"] += 1
+            summary.setdefault("error_reasons", []).append(f"{pos.symbol}: {exc}"[:200])
+    summary["reconciled"] = reconcile_open_orders(tl, deps, now)
+    cutoff = (now - resend_after).isoformat()
+    for row in tl.decisions_by_status("PENDING"):
+        if row.get("decided_at", "") < cutoff and "doc" in row:
+            d = tl.get_decision(row["pk"][4:])
+            if d is not None and d.status == DecisionStatus.PENDING:
+                send_decision(sqs, queue_url, d)
+                summary["resent"] += 1
+    summary["dead_lettered"] = mark_dead_letters(tl, sqs, dlq_url)
+    return summary
+
+
+def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
+    """Orders accepted or partly filled: ask the broker by client_order_id, record new fills."""
+    n = 0
+    rows = tl._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
+                         ExpressionAttributeValues={":p": {"S": "ORDERS#OPEN"}})
+    for row in rows:
+        placed = deps.broker.get_by_client_order_id(row["client_order_id"])
+        if placed is None or placed.filled_qty <= 0:
+            continue
+        pos = tl.position(row["symbol"])
+        already = abs(pos.qty) if pos else 0.0
+        new_qty = placed.filled_qty - already
+        if new_qty <= 0:
+            continue
+        side = OrderSide(placed.side)
+        sign = 1 if side == OrderSide.BUY else -1
+        fill = Fill(client_order_id=placed.client_order_id, symbol=placed.symbol, side=side, qty=new_qty,
+                    price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
+        d = tl.get_decision(row["pk"][4:])
+        newpos = (pos.model_copy(update={"qty": sign * placed.filled_qty}) if pos else
+                  Position(symbol=placed.symbol, qty=sign * placed.filled_qty, avg_price=placed.filled_avg_price,
+                           opened_at=now, decision_id=row["pk"][4:], stop_loss=d.stop_loss if d else None,
+                           take_profit=d.take_profit if d else None,
+                           time_limit_bars=d.time_horizon_bars if d else 10))
+        final = placed.status == "filled"
+        order_row = {k: v for k, v in row.items() if k not in ("gsi2pk", "gsi2sk")} if final else row
+        tl.transact([
+            tl.put(tl.fill_item(row["pk"][4:], fill, seq=int(already * 1000) + 2)),
+            tl.put({"pk": tl.acct_pk, "sk": f"POS#{placed.symbol}", "doc": newpos.model_dump_json(), "entry_fee": fill.fee,
+                    "qty": newpos.qty}),
+            tl.account_update("ADD cash :c", {":c": -(sign * new_qty * fill.price) - fill.fee}),
+            tl.put({**order_row, "status": placed.status}),
+        ])
+        n += 1
+    return n
+
+
+def mark_dead_letters(tl: TradeLog, sqs, dlq_url: str) -> int:
+    """Decisions whose messages reached the DLQ end DEAD_LETTERED; the messages stay for `ops redrive-dlq`."""
+    if not dlq_url:
+        return 0
+    marked = 0
+    seen: set[str] = set()
+    for _ in range(10):
+        resp = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=5, WaitTimeSeconds=0)
+        msgs = resp.get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            if m["MessageId"] in seen:
+                continue
+            seen.add(m["MessageId"])
+            decision_id = _decision_id(m["Body"])
+            if decision_id and tl.set_status(decision_id, DecisionStatus.DEAD_LETTERED,
+                                             "message reached the DLQ after the configured receives"):
+                marked += 1
+            sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+        if len(seen) >= 1000:
+            break
+    return marked
+
+
+def _decision_id(body: str) -> str | None:
+    try:
+        value = json.loads(body).get("decision_id")
+        return value if isinstance(value, str) else None
+    except (ValueError, AttributeError):
+        return None

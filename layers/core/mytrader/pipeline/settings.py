@@ -1,0 +1,46 @@
+"""Pipeline settings, parsed once from the environment the stack gives each function."""
+from __future__ import annotations
+
+import os
+
+from pydantic import BaseModel, Field
+
+from mytrader.config import AdvisorSettings, RiskLimits, TradingConfig
+from mytrader.models import Mode
+
+
+class PipelineSettings(BaseModel):
+    trade_log_table: str
+    idempotency_table: str = ""
+    sentiment_table: str = ""
+    decisions_queue_url: str = ""
+    decisions_dlq_url: str = ""
+    data_bucket: str = ""
+    param_prefix: str = "mytrader"
+    clock_source: str = Field("system", pattern="^(system|replay)$")
+    broker: str = Field("paper", pattern="^(paper|alpaca)$")
+    broker_secret_arn: str = ""
+    alpaca_trading_url: str = "https://paper-api.alpaca.markets"
+    alpaca_data_url: str = "https://data.alpaca.markets"
+    market_data: str = Field("s3", pattern="^(s3|alpaca)$")
+    news_source: str = Field("none", pattern="^(none|s3|alpaca)$")
+    sentiment_scorer: str = Field("comprehend", pattern="^(comprehend|lexicon)$")
+    concurrency: int = Field(16, ge=1, le=64)
+    idempotency: bool = True  # the control experiment switches it off; never off in a deployment
+    params_max_age_s: int = 5
+    initial_equity: float = 100_000.0
+    allow_short: bool = False
+    risk_json: str = ""
+    fault_crash_after_broker: float = 0.0  # embedded AWS fault injection only
+    fault_crash_before_send: float = 0.0
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> PipelineSettings:
+        env = os.environ if env is None else env
+        fields = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        return cls.model_validate(fields)
+
+    def trading_config(self, mode: str, model_id: str) -> TradingConfig:
+        risk = RiskLimits.model_validate_json(self.risk_json) if self.risk_json else RiskLimits()
+        return TradingConfig(initial_equity=self.initial_equity, allow_short=self.allow_short, risk=risk,
+                             mode=Mode(mode), advisor=AdvisorSettings(model_id=model_id))

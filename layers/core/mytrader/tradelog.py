@@ -1,0 +1,287 @@
+"""The trade log: one DynamoDB table (single-table design). The only module that speaks DynamoDB items.
+
+Access patterns (also in the README):
+  decision by id ............. pk=DEC#<id>            sk=DECISION
+  decisions of a symbol ...... gsi1pk=SYM#<symbol>    gsi1sk=<bar_ts>
+  decisions by status ........ gsi2pk=STATUS#<status> gsi2sk=<bar_ts>#<id>   (PENDING re-send, terminal counts)
+  order / fills / outcome .... pk=DEC#<id>            sk=ORDER | FILL#<n> | OUTCOME
+  fills over time ............ gsi1pk=FILLS#<acct>    gsi1sk=<filled_at>#<id>
+  outcomes over time ......... gsi1pk=OUTCOMES#<acct> gsi1sk=<exit_ts>#<symbol>
+  account state, positions ... pk=ACCOUNT#<acct>      sk=STATE | POS#<symbol>
+  advisor memo per symbol .... pk=SYMBOL#<symbol>     sk=MEMO
+  shadow predictions ......... pk=DEC#<id>            sk=SHADOW#<model_id>
+"""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from mytrader.engine import QueryMemo
+from mytrader.models import DecisionStatus, Fill, Order, Position, TradeDecision, TradeOutcome
+from mytrader.risk import AccountState
+
+_ser, _de = TypeSerializer(), TypeDeserializer()
+
+
+def to_item(d: dict[str, Any]) -> dict:
+    clean = json.loads(json.dumps(d, default=str), parse_float=Decimal)
+    return {k: _ser.serialize(v) for k, v in clean.items() if v is not None}
+
+
+def from_item(item: dict) -> dict[str, Any]:
+    out = {k: _de.deserialize(v) for k, v in item.items()}
+    return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in out.items()}
+
+
+class ConditionFailed(Exception):
+    def __init__(self, reasons: list[str]):
+        super().__init__(", ".join(reasons))
+        self.reasons = reasons
+
+
+class TradeLog:
+    def __init__(self, client, table: str, account: str = "main"):
+        self.db, self.table, self.account = client, table, account
+        self.acct_pk = f"ACCOUNT#{account}"
+
+    # -- decisions ----------------------------------------------------------------------------
+    def decision_item(self, d: TradeDecision) -> dict:
+        return {"pk": f"DEC#{d.decision_id}", "sk": "DECISION", "gsi1pk": f"SYM#{d.symbol}",
+                "gsi1sk": d.bar_ts.isoformat(), "gsi2pk": f"STATUS#{d.status.value}",
+                "gsi2sk": f"{d.bar_ts.isoformat()}#{d.decision_id}", "symbol": d.symbol, "status": d.status.value,
+                "status_reason": d.status_reason, "action": d.action.value, "bar_ts": d.bar_ts.isoformat(),
+                "decided_at": d.decided_at.isoformat(), "model_id": d.llm.model_id if d.llm else None,
+                "prompt_hash": d.llm.prompt_hash if d.llm else None, "cost_usd": d.llm.cost_usd if d.llm else 0.0,
+                "doc": d.model_dump_json()}
+
+    def put_decision(self, d: TradeDecision) -> bool:
+        """Conditional put; False when a record with this decision_id already exists."""
+        try:
+            self.db.put_item(TableName=self.table, Item=to_item(self.decision_item(d)),
+                             ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def put_skip(self, decision_id: str, symbol: str, bar_ts: str, reason: str, decided_at: str) -> bool:
+        """A cycle that produced no decision (bad data, calendar) still leaves one terminal record."""
+        item = {"pk": f"DEC#{decision_id}", "sk": "DECISION", "gsi1pk": f"SYM#{symbol}", "gsi1sk": bar_ts,
+                "gsi2pk": "STATUS#SKIPPED", "gsi2sk": f"{bar_ts}#{decision_id}", "symbol": symbol, "status": "SKIPPED",
+                "status_reason": reason, "action": "HOLD", "bar_ts": bar_ts, "decided_at": decided_at}
+        try:
+            self.db.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def get_decision_row(self, decision_id: str) -> dict | None:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": f"DEC#{decision_id}", "sk": "DECISION"}),
+                                ConsistentRead=True)
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def get_decision(self, decision_id: str) -> TradeDecision | None:
+        row = self.get_decision_row(decision_id)
+        if row is None or "doc" not in row:
+            return None
+        d = TradeDecision.model_validate_json(row["doc"])
+        return d.model_copy(update={"status": DecisionStatus(row["status"]), "status_reason": row.get("status_reason", "")})
+
+    def status_update(self, decision_id: str, status: DecisionStatus, reason: str, from_status: str = "PENDING") -> dict:
+        """A transact item moving a decision to `status`, only from `from_status`."""
+        return {"Update": {
+            "TableName": self.table, "Key": to_item({"pk": f"DEC#{decision_id}", "sk": "DECISION"}),
+            "UpdateExpression": "SET #s = :s, gsi2pk = :g, status_reason = :r",
+            "ConditionExpression": "#s = :from",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": to_item({":s": status.value, ":g": f"STATUS#{status.value}", ":r": reason[:500],
+                                                  ":from": from_status})}}
+
+    def set_status(self, decision_id: str, status: DecisionStatus, reason: str, from_status: str = "PENDING") -> bool:
+        u = self.status_update(decision_id, status, reason, from_status)["Update"]
+        try:
+            self.db.update_item(**u)
+            return True
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def decisions_by_status(self, status: str, before: str | None = None) -> list[dict]:
+        kw = {"KeyConditionExpression": "gsi2pk = :p", "ExpressionAttributeValues": to_item({":p": f"STATUS#{status}"})}
+        if before:
+            kw["KeyConditionExpression"] += " AND gsi2sk < :b"
+            kw["ExpressionAttributeValues"].update(to_item({":b": before}))
+        return self._query_all(IndexName="gsi2", **kw)
+
+    def count_by_status(self) -> dict[str, int]:
+        return {s.value: len(self.decisions_by_status(s.value)) for s in DecisionStatus}
+
+    def decisions_of(self, symbol: str) -> list[dict]:
+        return self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
+                               ExpressionAttributeValues=to_item({":p": f"SYM#{symbol}"}))
+
+    # -- account, positions, memo ------------------------------------------------------------
+    def ensure_account(self, initial_equity: float) -> None:
+        item = {"pk": self.acct_pk, "sk": "STATE", "cash": initial_equity, "book_equity": initial_equity,
+                "open_positions": 0, "realized_total": 0.0, "day": "", "day_start_equity": initial_equity,
+                "realized_today": 0.0, "orders_minute": "", "orders_this_minute": 0, "consecutive_stopouts": 0,
+                "tripped_day": ""}
+        try:
+            self.db.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def account_state(self) -> AccountState:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}), ConsistentRead=True)
+        if "Item" not in resp:
+            raise LookupError("account not initialised: run the stack set-up")
+        row = from_item(resp["Item"])
+        return AccountState(cash=row["cash"], book_equity=row["book_equity"], open_positions=int(row["open_positions"]),
+                            day=row.get("day", ""), day_start_equity=row.get("day_start_equity", 0.0),
+                            realized_today=row.get("realized_today", 0.0), orders_minute=row.get("orders_minute", ""),
+                            orders_this_minute=int(row.get("orders_this_minute", 0)),
+                            consecutive_stopouts=int(row.get("consecutive_stopouts", 0)),
+                            cooldown_until=row.get("cooldown_until") or None, tripped_day=row.get("tripped_day", ""))
+
+    def roll_day(self, day: str) -> None:
+        """First event of a new trading day: reset the day's counters (idempotent per day)."""
+        try:
+            self.db.update_item(
+                TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}),
+                UpdateExpression="SET #d = :d, day_start_equity = book_equity, realized_today = :z",
+                ConditionExpression="#d < :d", ExpressionAttributeNames={"#d": "day"},
+                ExpressionAttributeValues=to_item({":d": day, ":z": 0.0}))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def trip_day(self, day: str) -> None:
+        self.db.update_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}),
+                            UpdateExpression="SET tripped_day = :d", ExpressionAttributeValues=to_item({":d": day}))
+
+    def position(self, symbol: str) -> Position | None:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+                                ConsistentRead=True)
+        return Position.model_validate_json(from_item(resp["Item"])["doc"]) if "Item" in resp else None
+
+    def positions(self) -> list[Position]:
+        rows = self._query_all(KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+                               ExpressionAttributeValues=to_item({":p": self.acct_pk, ":s": "POS#"}))
+        return [Position.model_validate_json(r["doc"]) for r in rows]
+
+    def position_entry_fee(self, symbol: str) -> float:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+                                ConsistentRead=True)
+        return float(from_item(resp["Item"]).get("entry_fee", 0.0)) if "Item" in resp else 0.0
+
+    def bump_bars_held(self, pos: Position, bar_ts: int) -> None:
+        """One more bar held, remembering which bar was checked so a re-run never counts it twice."""
+        upd = pos.model_copy(update={"bars_held": pos.bars_held + 1})
+        self.db.update_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{pos.symbol}"}),
+                            UpdateExpression="SET doc = :d, checked_bar = :b", ConditionExpression="attribute_exists(pk)",
+                            ExpressionAttributeValues=to_item({":d": upd.model_dump_json(), ":b": bar_ts}))
+
+    def position_checked(self, symbol: str) -> int | None:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+                                ConsistentRead=True)
+        value = from_item(resp["Item"]).get("checked_bar") if "Item" in resp else None
+        return int(value) if value is not None else None
+
+    def memo(self, symbol: str) -> QueryMemo | None:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": f"SYMBOL#{symbol}", "sk": "MEMO"}))
+        if "Item" not in resp:
+            return None
+        r = from_item(resp["Item"])
+        return QueryMemo(int(r["bar_index"]), r["rsi"], r["sentiment"], r["regime"])
+
+    def put_memo(self, symbol: str, memo: QueryMemo) -> None:
+        self.db.put_item(TableName=self.table, Item=to_item({"pk": f"SYMBOL#{symbol}", "sk": "MEMO",
+                                                             "bar_index": memo.bar_index, "rsi": memo.rsi,
+                                                             "sentiment": memo.sentiment, "regime": memo.regime}))
+
+    # -- orders, fills, outcomes --------------------------------------------------------------
+    def order(self, decision_id: str) -> dict | None:
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": f"DEC#{decision_id}", "sk": "ORDER"}),
+                                ConsistentRead=True)
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def order_item(self, decision_id: str, order: Order, status: str) -> dict:
+        return {"pk": f"DEC#{decision_id}", "sk": "ORDER", "status": status, "client_order_id": order.client_order_id,
+                "symbol": order.symbol, "doc": order.model_dump_json()}
+
+    def fill_item(self, decision_id: str, fill: Fill, seq: int = 0) -> dict:
+        return {"pk": f"DEC#{decision_id}", "sk": f"FILL#{seq}", "gsi1pk": f"FILLS#{self.account}",
+                "gsi1sk": f"{fill.filled_at.isoformat()}#{decision_id}#{seq}", "doc": fill.model_dump_json()}
+
+    def outcome_item(self, outcome: TradeOutcome) -> dict:
+        return {"pk": f"DEC#{outcome.decision_id}", "sk": "OUTCOME", "gsi1pk": f"OUTCOMES#{self.account}",
+                "gsi1sk": f"{outcome.exit_ts.isoformat()}#{outcome.symbol}", "doc": outcome.model_dump_json()}
+
+    def fills(self) -> list[Fill]:
+        rows = self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
+                               ExpressionAttributeValues=to_item({":p": f"FILLS#{self.account}"}))
+        return [Fill.model_validate_json(r["doc"]) for r in rows]
+
+    def outcomes(self) -> list[TradeOutcome]:
+        rows = self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
+                               ExpressionAttributeValues=to_item({":p": f"OUTCOMES#{self.account}"}))
+        return [TradeOutcome.model_validate_json(r["doc"]) for r in rows]
+
+    def put_shadow(self, decision_id: str, model_id: str, payload: dict) -> None:
+        self.db.put_item(TableName=self.table, Item=to_item({"pk": f"DEC#{decision_id}", "sk": f"SHADOW#{model_id}",
+                                                             "gsi1pk": f"SHADOW#{model_id}", "gsi1sk": decision_id,
+                                                             "doc": json.dumps(payload)}))
+
+    def shadow_predictions(self, model_id: str) -> list[dict]:
+        rows = self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
+                               ExpressionAttributeValues=to_item({":p": f"SHADOW#{model_id}"}))
+        return [json.loads(r["doc"]) for r in rows]
+
+    def transact(self, items: list[dict]) -> None:
+        """All or nothing; a failed condition raises ConditionFailed with each item's reason code."""
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "TransactionCanceledException":
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+                raise ConditionFailed(reasons) from None
+            raise
+
+    def put(self, item: dict, condition: str | None = None) -> dict:
+        op = {"TableName": self.table, "Item": to_item(item)}
+        if condition:
+            op["ConditionExpression"] = condition
+        return {"Put": op}
+
+    def delete_position(self, symbol: str) -> dict:
+        return {"Delete": {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+                           "ConditionExpression": "attribute_exists(pk)"}}
+
+    def account_update(self, expr: str, values: dict, condition: str | None = None, names: dict | None = None) -> dict:
+        op = {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": "STATE"}), "UpdateExpression": expr,
+              "ExpressionAttributeValues": to_item(values)}
+        if condition:
+            op["ConditionExpression"] = condition
+        if names:
+            op["ExpressionAttributeNames"] = names
+        return {"Update": op}
+
+    def _query_all(self, **kw) -> list[dict]:
+        out, start = [], None
+        while True:
+            if start:
+                kw["ExclusiveStartKey"] = start
+            resp = self.db.query(TableName=self.table, **kw)
+            out.extend(from_item(i) for i in resp.get("Items", []))
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                return out
