@@ -140,6 +140,54 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out"),
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
 
 
+ops_app = typer.Typer(help="Operate a deployed (or embedded) stack: AWS credentials and endpoint from the environment.")
+app.add_typer(ops_app, name="ops")
+PREFIX = typer.Option("mytrader", "--prefix", help="the stack's resource prefix")
+
+
+@ops_app.command("status")
+def ops_status(prefix: str = PREFIX):
+    """Kill switch, mode, model, account, positions, decisions by state, queue depths."""
+    from mytrader.ops import Ops
+
+    console.print_json(json.dumps(Ops(prefix).status(), default=str))
+
+
+@ops_app.command("halt")
+def ops_halt(prefix: str = PREFIX):
+    """Trip the kill switch: no new entries, exits still allowed (reduce-only)."""
+    from mytrader.ops import Ops
+
+    Ops(prefix).set_kill_switch(True)
+    console.print("[red]kill switch ON[/red]: new entries are rejected; exits still run")
+
+
+@ops_app.command("resume")
+def ops_resume(prefix: str = PREFIX):
+    """Release the kill switch."""
+    from mytrader.ops import Ops
+
+    Ops(prefix).set_kill_switch(False)
+    console.print("[green]kill switch OFF[/green]")
+
+
+@ops_app.command("flatten")
+def ops_flatten(prefix: str = PREFIX):
+    """Close every open position through the executor (reduce-only)."""
+    from mytrader.ops import Ops
+
+    sent = Ops(prefix).flatten()
+    console.print(f"{len(sent)} close decisions queued")
+
+
+@ops_app.command("redrive-dlq")
+def ops_redrive(prefix: str = PREFIX):
+    """Move dead-lettered decisions back to the queue (stale ones are then rejected by the executor)."""
+    from mytrader.ops import Ops
+
+    console.print_json(json.dumps(Ops(prefix).redrive_dlq()))
+
+
 def _news_context(path: Path):
     from mytrader.sentiment.context import NewsContext
     from mytrader.sentiment.news import CsvHeadlineSource

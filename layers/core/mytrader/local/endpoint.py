@@ -38,13 +38,20 @@ class Router:
                  control=None):
         self.moto_app, self.comprehend, self.runtime, self.bridge, self.control = moto_app, comprehend, runtime, bridge, control
         self.requests_by_service: dict[str, int] = {}
+        self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
+        self.faults_injected: dict[str, int] = {}
+        self._rng = __import__("random").Random(5)
 
     def __call__(self, environ, start_response):
         service, _ = sigv4_service(environ.get("HTTP_AUTHORIZATION", ""))
         path = environ.get("PATH_INFO", "")
         self.requests_by_service[service or "none"] = self.requests_by_service.get(service or "none", 0) + 1
         local = None
-        if service == "comprehend":
+        rate = self.faults.get(service or "")
+        if rate and self._rng.random() < rate:
+            self.faults_injected[service] = self.faults_injected.get(service, 0) + 1
+            local = _throttle(service)
+        elif service == "comprehend":
             req = Request(environ)
             local = self.comprehend.handle(req.headers.get("X-Amz-Target", ""), json.loads(req.get_data() or b"{}"))
         elif service == "bedrock" and path.startswith("/model/") and path.endswith("/converse"):
@@ -60,6 +67,16 @@ class Router:
             status, headers, body = local
             return Response(body, status=status, headers=headers)(environ, start_response)
         return self.moto_app(environ, start_response)
+
+
+def _throttle(service: str):
+    from mytrader.local.services import aws_error
+
+    if service == "dynamodb":
+        return aws_error(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput (injected)", True)
+    if service == "sqs":
+        return aws_error(400, "RequestThrottled", "Request is throttled (injected)", True)
+    return aws_error(429, "ThrottlingException", "Rate exceeded (injected)", True)
 
 
 def free_port() -> int:
@@ -94,8 +111,7 @@ class EmbeddedAws:
                 "AWS_REGION": self.region, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "mytrader",
-                "POWERTOOLS_METRICS_NAMESPACE": "MyTrader", "POWERTOOLS_LOG_LEVEL": os.environ.get("MYTRADER_LOG_LEVEL", "WARNING"),
-                "AWS_MAX_ATTEMPTS": "1"}
+                "POWERTOOLS_METRICS_NAMESPACE": "MyTrader", "POWERTOOLS_LOG_LEVEL": os.environ.get("MYTRADER_LOG_LEVEL", "WARNING")}
 
     def start(self) -> EmbeddedAws:
         from mytrader.local.moto_workarounds import apply as apply_workarounds

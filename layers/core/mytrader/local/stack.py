@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
+from botocore.config import Config
 
 from mytrader.config import LOCAL_MODEL_ID
 from mytrader.stack_spec import (DEFAULT_PREFIX, FUNCTIONS, PARAMETER_DEFAULTS, QUEUES, STATE_MACHINE_NAME, TABLES,
                                  QueueSpec, parameter_names)
 
+DRIVER_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 REPO = Path(__file__).resolve().parents[4]
 LAMBDAS = REPO / "lambdas"
 STATE_MACHINE_FILE = REPO / "layers" / "core" / "mytrader" / "data" / "finetune.asl.json"
@@ -35,7 +37,7 @@ class LocalStack:
 
     def client(self, name: str):
         if name not in self._clients:
-            self._clients[name] = boto3.client(name, region_name=self.embedded.region)
+            self._clients[name] = boto3.client(name, region_name=self.embedded.region, config=DRIVER_CONFIG)
         return self._clients[name]
 
     def create(self, extra_env: dict[str, str] | None = None, active_model: str = LOCAL_MODEL_ID) -> LocalStack:

@@ -46,7 +46,9 @@ class Aws:
 
     @cached_property
     def bedrock_runtime(self):
-        return self.client("bedrock-runtime", config=Config(retries={"mode": "standard", "max_attempts": 2},
+        # No SDK retries: a throttled or timed-out advisor call falls back to the strategy at once (counted),
+        # which keeps the cycle inside its deadline; the next cycle asks again.
+        return self.client("bedrock-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1},
                                                             read_timeout=20, connect_timeout=5))
 
     @cached_property

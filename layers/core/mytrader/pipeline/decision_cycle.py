@@ -71,7 +71,10 @@ class CycleDeps:
 
 
 class CrashInjected(RuntimeError):
-    """Fault injection on the embedded AWS: the process 'dies' at a chosen point."""
+    """Fault injection on the embedded AWS: the process 'dies' between the write and the send."""
+
+
+_crashed: set[str] = set()  # each decision crashes at most once: the redelivered schedule then succeeds
 
 
 def run_cycle(event: dict, deps: CycleDeps) -> dict:
@@ -152,7 +155,9 @@ def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: Deci
         if row is None or row["status"] != DecisionStatus.PENDING.value:
             return {"symbol": symbol, "result": "already_done", "decision_id": decision.decision_id}
         decision = deps.tradelog.get_decision(decision.decision_id) or decision
-    if deps.crash_before_send and random.random() < deps.crash_before_send:
+    if deps.crash_before_send and random.Random(decision.decision_id).random() < deps.crash_before_send \
+            and decision.decision_id not in _crashed:
+        _crashed.add(decision.decision_id)
         raise CrashInjected(f"injected crash between the decision write and the send ({symbol})")
     send_decision(deps.sqs, deps.queue_url, decision)
     return {"symbol": symbol, "result": "sent" if created else "resent", "decision_id": decision.decision_id,

@@ -29,7 +29,18 @@ log = logging.getLogger(__name__)
 
 
 class CrashInjected(RuntimeError):
-    pass
+    """Fault injection on the embedded AWS: the executor 'dies' after the broker accepted an order."""
+
+
+_crashed: set[str] = set()
+
+
+def _should_crash(rate: float, key: str) -> bool:
+    """Deterministic per order: crashes at most once per client_order_id, for a `rate` share of orders."""
+    if rate <= 0 or key in _crashed or random.Random(key).random() >= rate:
+        return False
+    _crashed.add(key)
+    return True
 
 
 @dataclass
@@ -42,6 +53,10 @@ class ExecDeps:
     max_age: timedelta
     idempotent: bool = True
     crash_after_broker: float = 0.0
+    broker_error_rate: float = 0.0
+
+
+_broker_faults: list[str] = []
 
 
 def execute_decision(decision: TradeDecision, now: datetime, deps: ExecDeps) -> dict:
@@ -124,8 +139,11 @@ def _open_position(decision: TradeDecision, now: datetime, deps: ExecDeps) -> di
 
 
 def _submit(deps: ExecDeps, order, quote: float, fill_price: float | None = None) -> BrokerOrder:
+    if deps.broker_error_rate and random.Random(f"{order.client_order_id}:{len(_broker_faults)}").random() < deps.broker_error_rate:
+        _broker_faults.append(order.client_order_id)
+        raise BrokerError("injected broker fault (HTTP 503)", retryable=True)
     placed = deps.broker.submit(order, quote, fill_price)
-    if deps.crash_after_broker and random.random() < deps.crash_after_broker:
+    if _should_crash(deps.crash_after_broker, order.client_order_id):
         raise CrashInjected(f"injected crash after the broker accepted {order.client_order_id}")
     return placed
 

@@ -33,6 +33,7 @@ class PipelineSettings(BaseModel):
     risk_json: str = ""
     fault_crash_after_broker: float = 0.0  # embedded AWS fault injection only
     fault_crash_before_send: float = 0.0
+    fault_broker_error_rate: float = 0.0
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> PipelineSettings:

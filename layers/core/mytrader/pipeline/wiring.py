@@ -74,6 +74,7 @@ def exec_deps(settings: PipelineSettings, aws: Aws | None = None):
     market = market_source(settings, aws)
     deps = ExecDeps(tradelog=TradeLog(aws.dynamodb, settings.trade_log_table), broker=broker(settings, aws, costs),
                     quotes=market, params=params, cfg=cfg, max_age=timedelta(seconds=DECISION_MAX_AGE_S),
-                    idempotent=settings.idempotency, crash_after_broker=settings.fault_crash_after_broker)
+                    idempotent=settings.idempotency, crash_after_broker=settings.fault_crash_after_broker,
+                    broker_error_rate=settings.fault_broker_error_rate)
     deps.tradelog.ensure_account(cfg.initial_equity)
     return deps, make_clock(settings, params), market, aws

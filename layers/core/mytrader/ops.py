@@ -1,0 +1,89 @@
+"""Operations against whatever AWS the environment points at (the embedded one or a real account)."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import boto3
+
+from mytrader.models import Action, DecisionStatus, Mode, StrategySignal, TradeDecision, make_decision_id
+from mytrader.pipeline.decision_cycle import send_decision
+from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, TRADE_LOG, parameter_names
+from mytrader.tradelog import TradeLog
+
+
+class Ops:
+    def __init__(self, prefix: str = "mytrader"):
+        self.prefix = prefix
+        self.ssm, self.sqs = boto3.client("ssm"), boto3.client("sqs")
+        self.tl = TradeLog(boto3.client("dynamodb"), TRADE_LOG.name(prefix))
+        self.params = parameter_names(prefix)
+
+    def queue_url(self, spec) -> str:
+        return self.sqs.get_queue_url(QueueName=spec.name(self.prefix))["QueueUrl"]
+
+    def _param(self, key: str) -> str:
+        try:
+            return self.ssm.get_parameter(Name=self.params[key])["Parameter"]["Value"]
+        except self.ssm.exceptions.ParameterNotFound:
+            return "(unset)"
+
+    def status(self) -> dict:
+        depth = {}
+        for spec in (DECISIONS_QUEUE, DECISIONS_DLQ):
+            attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url(spec), AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            depth[spec.suffix] = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        try:
+            account = self.tl.account_state().model_dump(mode="json")
+        except LookupError:
+            account = None
+        return {"kill_switch": self._param("KILL_SWITCH"), "mode": self._param("MODE"),
+                "active_model": self._param("ACTIVE_MODEL"), "previous_model": self._param("PREVIOUS_MODEL"),
+                "account": account, "positions": [p.model_dump(mode="json") for p in self.tl.positions()],
+                "decisions_by_status": self.tl.count_by_status(), "queue_depth": depth}
+
+    def set_kill_switch(self, on: bool) -> None:
+        self.ssm.put_parameter(Name=self.params["KILL_SWITCH"], Value="on" if on else "off", Type="String", Overwrite=True)
+
+    def flatten(self, now: datetime | None = None) -> list[str]:
+        """One reduce-only close decision per open position, through the executor (allowed when halted)."""
+        now = now or datetime.now(UTC)
+        sent = []
+        for pos in self.tl.positions():
+            d = TradeDecision(
+                decision_id=make_decision_id(pos.symbol, now, "flatten"), symbol=pos.symbol, bar_ts=now, decided_at=now,
+                config_version="flatten", mode=Mode.BASELINE, action=Action.SELL if pos.qty > 0 else Action.BUY,
+                confidence=1.0, position_size_pct=0.0, reference_price=pos.avg_price, time_horizon_bars=1,
+                strategy=StrategySignal(action=Action.HOLD, confidence=1.0, reason="manual flatten"),
+                reason="ops flatten: close every position")
+            if self.tl.put_decision(d):
+                send_decision(self.sqs, self.queue_url(DECISIONS_QUEUE), d)
+                sent.append(d.decision_id)
+        return sent
+
+    def redrive_dlq(self, max_messages: int = 1000) -> dict:
+        """Move dead letters back to the decisions queue; their decisions return to PENDING. The executor
+        rejects those older than the configured age."""
+        dlq, main = self.queue_url(DECISIONS_DLQ), self.queue_url(DECISIONS_QUEUE)
+        moved, unreadable = 0, 0
+        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        while moved + unreadable < max_messages:
+            msgs = self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                            AttributeNames=["All"], MessageSystemAttributeNames=["All"]).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                try:
+                    d = TradeDecision.model_validate_json(m["Body"])
+                    self.tl.set_status(d.decision_id, DecisionStatus.PENDING, "redriven from the DLQ",
+                                       from_status=DecisionStatus.DEAD_LETTERED.value)
+                    group, dedup = d.symbol, f"{d.decision_id}-redrive-{stamp}"
+                    moved += 1
+                except ValueError:
+                    group = m.get("Attributes", {}).get("MessageGroupId", "unreadable")
+                    dedup = f"{m['MessageId']}-redrive-{stamp}"
+                    unreadable += 1
+                self.sqs.send_message(QueueUrl=main, MessageBody=m["Body"], MessageGroupId=group,
+                                      MessageDeduplicationId=dedup[:128])
+                self.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
+        return {"redriven": moved, "unreadable_redriven": unreadable}
