@@ -21,5 +21,7 @@ def apply(embedded) -> None:
 
 
 def step_functions_executes(embedded) -> bool:
-    resp = requests.get(f"{embedded.url}/moto-api/config", timeout=10)
-    return bool(resp.json().get("stepfunctions", {}).get("execute_state_machine"))
+    """moto's GET /moto-api/config does not echo the stepfunctions section: read moto's config in process."""
+    from moto.core.config import default_user_config
+
+    return bool(default_user_config.get("stepfunctions", {}).get("execute_state_machine"))

@@ -97,21 +97,19 @@ def mark_dead_letters(tl: TradeLog, sqs, dlq_url: str) -> int:
         return 0
     marked = 0
     seen: set[str] = set()
-    for _ in range(10):
+    for _ in range(100):
         resp = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=5, WaitTimeSeconds=0)
         msgs = resp.get("Messages", [])
-        if not msgs:
-            break
-        for m in msgs:
-            if m["MessageId"] in seen:
-                continue
+        fresh = [m for m in msgs if m["MessageId"] not in seen]
+        for m in fresh:
             seen.add(m["MessageId"])
             decision_id = _decision_id(m["Body"])
             if decision_id and tl.set_status(decision_id, DecisionStatus.DEAD_LETTERED,
                                              "message reached the DLQ after the configured receives"):
                 marked += 1
+        for m in msgs:  # leave every message in the DLQ, visible, for `ops redrive-dlq`
             sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
-        if len(seen) >= 1000:
+        if not fresh:
             break
     return marked
 

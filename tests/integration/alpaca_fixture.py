@@ -1,0 +1,92 @@
+"""An HTTP fixture of Alpaca's documented REST shapes (Trading API v2 orders, Market Data v2 bars,
+News v1beta1), keeping its own order ledger. Serves on 127.0.0.1 only; tests never touch the network."""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+class AlpacaFixture:
+    def __init__(self, fill_price: float = 10.0):
+        self.orders: list[dict] = []
+        self.fill_mode = "filled"  # filled | partial | new
+        self.fill_price = fill_price
+        self.fail_next: list[int] = []  # HTTP statuses to answer the next order posts with
+        self.bars: dict[str, list[dict]] = {}
+        self.news: list[dict] = []
+        self.page_size = 2
+        fixture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _send(self, status, body):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorised(self):
+                if not (self.headers.get("APCA-API-KEY-ID") and self.headers.get("APCA-API-SECRET-KEY")):
+                    self._send(403, {"message": "forbidden."})
+                    return False
+                return True
+
+            def do_POST(self):
+                if not self._authorised():
+                    return
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if urlparse(self.path).path != "/v2/orders":
+                    return self._send(404, {"message": "not found"})
+                if fixture.fail_next:
+                    return self._send(fixture.fail_next.pop(0), {"message": "injected"})
+                if any(o["client_order_id"] == body.get("client_order_id") for o in fixture.orders):
+                    return self._send(422, {"code": 40010001, "message": "client_order_id must be unique"})
+                qty = float(body["qty"])
+                filled = {"filled": qty, "partial": qty / 2, "new": 0.0}[fixture.fill_mode]
+                order = {"id": str(uuid.uuid4()), "client_order_id": body["client_order_id"], "symbol": body["symbol"],
+                         "side": body["side"], "qty": body["qty"], "type": body.get("type", "market"),
+                         "time_in_force": body.get("time_in_force", "day"),
+                         "status": {"filled": "filled", "partial": "partially_filled", "new": "new"}[fixture.fill_mode],
+                         "filled_qty": str(filled), "filled_avg_price": str(fixture.fill_price) if filled else None,
+                         "created_at": "2024-01-02T14:30:00Z"}
+                fixture.orders.append(order)
+                self._send(200, order)
+
+            def do_GET(self):
+                if not self._authorised():
+                    return
+                url = urlparse(self.path)
+                q = {k: v[0] for k, v in parse_qs(url.query).items()}
+                if url.path == "/v2/orders:by_client_order_id":
+                    match = [o for o in fixture.orders if o["client_order_id"] == q.get("client_order_id")]
+                    return self._send(200, match[0]) if match else self._send(404, {"code": 40410000,
+                                                                                      "message": "order not found"})
+                if url.path.startswith("/v2/stocks/") and url.path.endswith("/bars"):
+                    symbol = url.path.split("/")[3]
+                    rows = fixture.bars.get(symbol, [])
+                    start = int(q.get("page_token", "0"))
+                    page = rows[start:start + fixture.page_size]
+                    nxt = str(start + fixture.page_size) if start + fixture.page_size < len(rows) else None
+                    return self._send(200, {"bars": page, "symbol": symbol, "next_page_token": nxt})
+                if url.path == "/v1beta1/news":
+                    return self._send(200, {"news": fixture.news, "next_page_token": None})
+                self._send(404, {"message": "not found"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fill_all(self) -> None:
+        for o in self.orders:
+            o.update(status="filled", filled_qty=o["qty"], filled_avg_price=str(self.fill_price))
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,40 @@
+"""Each moto gap the embedded AWS works around, checked (see mytrader/local/moto_workarounds.py)."""
+from __future__ import annotations
+
+import json
+import os
+
+import boto3
+
+from mytrader.local.moto_workarounds import step_functions_executes
+
+
+def test_step_functions_execution_is_switched_on_and_task_calls_route_here(embedded):
+    assert step_functions_executes(embedded)
+    assert os.environ["MOTO_PORT"] == str(embedded.port)
+
+
+def test_comprehend_batch_sentiment_is_served_locally(embedded):
+    c = boto3.client("comprehend")
+    out = c.batch_detect_sentiment(TextList=["Great record profits", "Terrible crash and losses"], LanguageCode="en")
+    s = {r["Index"]: r["Sentiment"] for r in out["ResultList"]}
+    assert s == {0: "POSITIVE", 1: "NEGATIVE"}
+    try:
+        c.batch_detect_sentiment(TextList=["x"] * 26, LanguageCode="en")
+        raise AssertionError("26 documents must be refused")
+    except c.exceptions.BatchSizeLimitExceededException:
+        pass
+
+
+def test_converse_is_served_by_the_local_advisor_model(embedded):
+    from mytrader.advisor.llm import LlmAdvisor
+    from mytrader.config import AdvisorSettings
+    from tests.unit.test_advisor import inputs
+
+    advice, call = LlmAdvisor(boto3.client("bedrock-runtime"), AdvisorSettings()).advise(inputs(), "d")
+    assert advice is not None and "not an LLM" in advice.reasoning and call.input_tokens > 0
+
+
+def test_lambda_invoke_runs_our_handler(stack):
+    out = boto3.client("lambda").invoke(FunctionName=stack.function_name("decision_cycle"), Payload=json.dumps({}))
+    assert json.loads(out["Payload"].read())["status"] == "rejected_event"
