@@ -1,0 +1,1 @@
+"""CDK constructs of MyTrader: one per capability; the stack only assembles them."""

@@ -1,0 +1,85 @@
+"""Decisions: the decision-cycle function, its EventBridge Scheduler schedule, the FIFO queue and DLQs."""
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import TimeZone
+from constructs import Construct
+
+from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE
+
+from .functions import make_function
+
+
+def cron_parts(expr: str) -> dict:
+    """'cron(min hour dom month dow year)' -> ScheduleExpression.cron keywords."""
+    minute, hour, day, month, week_day, year = expr.strip()[5:-1].split()
+    out = {"minute": minute, "hour": hour, "month": month, "year": year}
+    if day != "?":
+        out["day"] = day
+    if week_day != "?":
+        out["week_day"] = week_day
+    return out
+
+
+class Decisions(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings, storage, layer, env: dict[str, str]):
+        super().__init__(scope, id)
+        p = settings.prefix
+        self.dlq = sqs.Queue(self, "decisions-dlq", queue_name=DECISIONS_DLQ.name(p), fifo=True,
+                             retention_period=Duration.seconds(DECISIONS_DLQ.retention_s),
+                             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
+        self.queue = sqs.Queue(
+            self, "decisions", queue_name=DECISIONS_QUEUE.name(p), fifo=True, content_based_deduplication=False,
+            visibility_timeout=Duration.seconds(DECISIONS_QUEUE.visibility_s),
+            retention_period=Duration.seconds(DECISIONS_QUEUE.retention_s),
+            encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=DECISIONS_QUEUE.max_receive, queue=self.dlq))
+        # Scheduler does not take FIFO queues as its DLQ; this standard queue also receives the function's
+        # asynchronous failures (Scheduler invokes Lambda asynchronously, so errors never reach the schedule's DLQ).
+        self.schedule_dlq = sqs.Queue(self, "schedule-dlq", queue_name=SCHEDULE_DLQ.name(p),
+                                      retention_period=Duration.seconds(SCHEDULE_DLQ.retention_s),
+                                      encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
+        self.function = make_function(self, "decision_cycle", prefix=p, layer=layer, arch=settings.architecture,
+                                      env={**env, "DECISIONS_QUEUE_URL": self.queue.queue_url})
+        self.function.configure_async_invoke(on_failure=destinations.SqsDestination(self.schedule_dlq), retry_attempts=2,
+                                             max_event_age=Duration.minutes(10))
+        self.schedule = scheduler.Schedule(
+            self, "decision-schedule", schedule_name=f"{p}-decision-cycle",
+            description="Decision cycle during market hours; the handler checks the exchange calendar",
+            schedule=scheduler.ScheduleExpression.cron(time_zone=TimeZone.AMERICA_NEW_YORK,
+                                                       **cron_parts(settings.decision_schedule)),
+            target=targets.LambdaInvoke(self.function, dead_letter_queue=self.schedule_dlq, retry_attempts=2,
+                                        max_event_age=Duration.minutes(10),
+                                        input=scheduler.ScheduleTargetInput.from_object({
+                                            "scheduled_time": scheduler.ContextAttribute.scheduled_time,
+                                            "universe": settings.universe})))
+        assert SCHEDULE_TIMEZONE == "America/New_York"
+        # Least privilege, by grants.
+        storage.trade_log.grant_read_write_data(self.function)
+        storage.sentiment_cache.grant_read_write_data(self.function)
+        storage.datasets.grant_read_write(self.function, "market-data/*")
+        storage.datasets.grant_read(self.function, "news/*")
+        storage.datasets.grant_put(self.function, "prompts/*")
+        self.queue.grant_send_messages(self.function)
+        for param in storage.params.values():
+            param.grant_read(self.function)
+        storage.broker_secret.grant_read(self.function)
+        stack = self.function.stack
+        profile_id = settings.model_id
+        base_model = profile_id.split(".", 1)[1] if profile_id.split(".", 1)[0] in ("us", "eu", "apac", "global") else profile_id
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            sid="InvokeAdvisorModel", actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+            resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:inference-profile/{profile_id}"]
+            + [f"arn:{stack.partition}:bedrock:{r}::foundation-model/{base_model}" for r in settings.inference_regions]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"],
+            resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:custom-model-deployment/*"],
+            conditions={"StringEquals": {"aws:ResourceTag/mytrader:stack": p}}))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            sid="ComprehendSentiment", actions=["comprehend:BatchDetectSentiment", "comprehend:DetectSentiment"],
+            resources=["*"]))  # Comprehend's sentiment APIs have no resource-level permissions

@@ -1,0 +1,43 @@
+"""Execution: the executor on the FIFO queue and the outcomes function on its own schedule."""
+from __future__ import annotations
+
+from aws_cdk import Duration, TimeZone
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from constructs import Construct
+
+from mytrader.stack_spec import EXECUTOR_MAX_CONCURRENCY
+
+from .decisions import cron_parts
+from .functions import make_function
+
+
+class Execution(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings, storage, decisions, layer, env: dict[str, str]):
+        super().__init__(scope, id)
+        p = settings.prefix
+        queue_env = {"DECISIONS_QUEUE_URL": decisions.queue.queue_url, "DECISIONS_DLQ_URL": decisions.dlq.queue_url}
+        self.executor = make_function(self, "executor", prefix=p, layer=layer, arch=settings.architecture,
+                                      env={**env, **queue_env})
+        # Batches of 10 with partial failures; at most 5 concurrent batches: message groups (symbols) still run
+        # in parallel, while the broker and the account item see a bounded request rate.
+        self.executor.add_event_source(sources.SqsEventSource(
+            decisions.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=EXECUTOR_MAX_CONCURRENCY))
+        self.outcomes = make_function(self, "outcomes", prefix=p, layer=layer, arch=settings.architecture,
+                                      env={**env, **queue_env})
+        self.schedule = scheduler.Schedule(
+            self, "outcomes-schedule", schedule_name=f"{p}-outcomes",
+            schedule=scheduler.ScheduleExpression.cron(time_zone=TimeZone.AMERICA_NEW_YORK,
+                                                       **cron_parts(settings.outcomes_schedule)),
+            target=targets.LambdaInvoke(self.outcomes, dead_letter_queue=decisions.schedule_dlq, retry_attempts=2,
+                                        max_event_age=Duration.minutes(10)))
+        for fn in (self.executor, self.outcomes):
+            storage.trade_log.grant_read_write_data(fn)
+            storage.datasets.grant_read(fn, "market-data/*")
+            storage.broker_secret.grant_read(fn)
+            for key in ("MODE", "KILL_SWITCH"):
+                storage.params[key].grant_read(fn)
+        storage.idempotency.grant_read_write_data(self.executor)
+        decisions.queue.grant_send_messages(self.outcomes)  # re-sends decisions stuck in PENDING
+        decisions.dlq.grant_consume_messages(self.outcomes)  # marks dead-lettered decisions

@@ -1,0 +1,72 @@
+"""Monitoring: the alarm topic (optional e-mail), alarms and a dashboard."""
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subs
+from constructs import Construct
+
+from .functions import METRICS_NAMESPACE
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings):
+        super().__init__(scope, id)
+        self.topic = sns.Topic(self, "alarms", topic_name=f"{settings.prefix}-alarms", enforce_ssl=True,
+                               master_key=kms.Alias.from_alias_name(self, "sns-key", "alias/aws/sns"))
+        if settings.alarm_email:
+            self.topic.add_subscription(subs.EmailSubscription(settings.alarm_email))
+        self.topic.add_to_resource_policy(iam.PolicyStatement(
+            sid="CloudWatchAlarms", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+        self.action = actions.SnsAction(self.topic)
+        self.alarms: list[cw.Alarm] = []
+
+    def metric(self, name: str, stat: str = "Sum", service: str | None = None) -> cw.Metric:
+        dims = {"service": service} if service else None
+        return cw.Metric(namespace=METRICS_NAMESPACE, metric_name=name, statistic=stat, period=Duration.minutes(15),
+                         dimensions_map=dims)
+
+    def alarm(self, id: str, metric: cw.IMetric, threshold: float, description: str,
+              op=cw.ComparisonOperator.GREATER_THAN_THRESHOLD) -> cw.Alarm:
+        a = cw.Alarm(self, id, metric=metric, threshold=threshold, evaluation_periods=1, comparison_operator=op,
+                     treat_missing_data=cw.TreatMissingData.NOT_BREACHING, alarm_description=description)
+        a.add_alarm_action(self.action)
+        self.alarms.append(a)
+        return a
+
+    def wire(self, *, decisions, execution, learning) -> None:
+        dc, ex = "mytrader-decision-cycle", "mytrader-executor"
+        self.alarm("dlq-depth", decisions.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)), 0,
+                   "Decisions reached the DLQ: inspect, then `mytrader ops redrive-dlq`")
+        self.alarm("schedule-dlq-depth", decisions.schedule_dlq.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5)), 0, "Decision-cycle invocations failed (schedule or async failure destination)")
+        self.alarm("executor-errors", execution.executor.metric_errors(period=Duration.minutes(5)), 0, "Executor errors")
+        self.alarm("decision-cycle-errors", decisions.function.metric_errors(period=Duration.minutes(5)), 0,
+                   "Decision-cycle errors")
+        fallback_rate = cw.MathExpression(expression="100 * fallbacks / MAX([calls + fallbacks, 1])",
+                                          using_metrics={"fallbacks": self.metric("LlmFallbacks", service=dc),
+                                                         "calls": self.metric("LlmCalls", service=dc)},
+                                          period=Duration.minutes(15), label="LLM fallback rate %")
+        self.alarm("llm-fallback-rate", fallback_rate, 20, "More than 20 % of advisor calls fell back to the strategy")
+        self.alarm("kill-switch-tripped", self.metric("KillSwitchRejections", service=ex), 0,
+                   "Entries rejected by the kill switch or the daily-loss limit")
+        self.alarm("finetune-failed", learning.state_machine.metric_failed(period=Duration.minutes(5)), 0,
+                   "The fine-tuning workflow failed")
+        dash = cw.Dashboard(self, "dashboard", dashboard_name=f"{decisions.node.scope.node.id}-trading")
+        dash.add_widgets(
+            cw.GraphWidget(title="Decisions and LLM calls", left=[self.metric("Decisions", service=dc),
+                                                                   self.metric("LlmCalls", service=dc),
+                                                                   self.metric("LlmFallbacks", service=dc)]),
+            cw.GraphWidget(title="Tokens", left=[self.metric("LlmInputTokens", service=dc),
+                                                 self.metric("LlmOutputTokens", service=dc)]),
+            cw.GraphWidget(title="LLM cost (micro-USD)", left=[self.metric("LlmCostMicroUsd", service=dc)]),
+            cw.GraphWidget(title="Executions", left=[self.metric("DecisionExecuted", service=ex),
+                                                     self.metric("DecisionRejected", service=ex),
+                                                     self.metric("DecisionSkipped", service=ex)]),
+            cw.GraphWidget(title="Realised P&L (USD)", left=[self.metric("RealisedPnl", service="mytrader-outcomes")]),
+        )
