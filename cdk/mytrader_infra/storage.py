@@ -50,7 +50,7 @@ class Storage(Construct):
         values = {**PARAMETER_DEFAULTS, "ACTIVE_MODEL": model_id, "MODE": mode}
         self.params = {key: ssm.StringParameter(self, f"param-{key.lower()}", parameter_name=names[key],
                                                 string_value=values[key], description=f"MyTrader {key.lower()}")
-                       for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL", "MODE", "KILL_SWITCH")}
+                       for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL", "MODE", "KILL_SWITCH", "SHADOW_MODEL")}
         # The value is generated, never in the template; put the real keys in after deploy (README).
         self.broker_secret = sm.Secret(
             self, "broker-secret", secret_name=f"{prefix}/broker/{'live' if live_trading else 'paper'}",

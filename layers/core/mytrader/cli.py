@@ -109,7 +109,7 @@ def backtest(
 
 @app.command()
 def demo(out: Path = typer.Option(Path("out/demo"), "--out"),
-         finetune: bool = typer.Option(False, "--finetune/--no-finetune", help="run the fine-tuning workflow after the replay")):
+         finetune: bool = typer.Option(True, "--finetune/--no-finetune", help="run the fine-tuning workflow after the replay")):
     """The serverless pipeline end to end on an embedded AWS (no account needed): replay, report, summary."""
     import logging
 
@@ -186,6 +186,67 @@ def ops_redrive(prefix: str = PREFIX):
     from mytrader.ops import Ops
 
     console.print_json(json.dumps(Ops(prefix).redrive_dlq()))
+
+
+finetune_app = typer.Typer(help="The fine-tuning workflow (Step Functions) of a deployed or embedded stack.")
+app.add_typer(finetune_app, name="finetune")
+model_app = typer.Typer(help="The advisor model the decision cycle uses.")
+app.add_typer(model_app, name="model")
+
+
+def _state_machine_arn(prefix: str) -> str:
+    import boto3
+
+    from mytrader.stack_spec import STATE_MACHINE_NAME
+
+    sfn = boto3.client("stepfunctions")
+    name = f"{prefix}-{STATE_MACHINE_NAME}"
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        for sm in page["stateMachines"]:
+            if sm["name"] == name:
+                return sm["stateMachineArn"]
+    raise typer.BadParameter(f"no state machine named {name}")
+
+
+@finetune_app.command("start")
+def finetune_start(prefix: str = PREFIX, config: str = typer.Option("{}", "--config", help="workflow input as JSON")):
+    """Start an execution (same as starting it from the Step Functions console)."""
+    import boto3
+
+    arn = boto3.client("stepfunctions").start_execution(stateMachineArn=_state_machine_arn(prefix),
+                                                        input=json.dumps(json.loads(config)))["executionArn"]
+    console.print(f"started {arn}")
+
+
+@finetune_app.command("approve")
+def finetune_approve(prefix: str = PREFIX):
+    """Approve the candidate waiting for manual approval."""
+    import boto3
+
+    from mytrader.pipeline.learning import answer_approval
+
+    console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, True)))
+
+
+@finetune_app.command("reject")
+def finetune_reject(prefix: str = PREFIX, reason: str = typer.Option("rejected by an operator", "--reason")):
+    """Reject the candidate waiting for manual approval (its deployment is deleted)."""
+    import boto3
+
+    from mytrader.pipeline.learning import answer_approval
+
+    console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, False,
+                                                  reason)))
+
+
+@model_app.command("rollback")
+def model_rollback(prefix: str = PREFIX):
+    """Restore the previous active model id (no redeploy: the decision cycle reads it from SSM)."""
+    import boto3
+
+    from mytrader.pipeline.learning import rollback
+
+    console.print_json(json.dumps(rollback(boto3.client("ssm"), prefix)))
 
 
 def _news_context(path: Path):

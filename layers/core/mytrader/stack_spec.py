@@ -66,11 +66,12 @@ def parameter_names(prefix: str) -> dict[str, str]:
         "PREVIOUS_MODEL": f"/{prefix}/previous-model-id",
         "MODE": f"/{prefix}/mode",
         "KILL_SWITCH": f"/{prefix}/kill-switch",
+        "SHADOW_MODEL": f"/{prefix}/shadow-model-id",  # a candidate answering beside the active model, logged only
         "REPLAY_CLOCK": f"/{prefix}/replay-clock",  # embedded AWS only: the replay's simulated time
     }
 
 
-PARAMETER_DEFAULTS = {"MODE": "consensus", "KILL_SWITCH": "off", "PREVIOUS_MODEL": "none"}
+PARAMETER_DEFAULTS = {"MODE": "consensus", "KILL_SWITCH": "off", "PREVIOUS_MODEL": "none", "SHADOW_MODEL": "none"}
 
 
 @dataclass(frozen=True)

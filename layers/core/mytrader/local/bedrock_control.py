@@ -36,14 +36,29 @@ def fit_weights(records: list[dict], epochs: int, learning_rate: float, l2: floa
         ys.append({"BUY": 1.0, "SELL": 0.0}.get(answer["decision"], 0.5))
     x, y = np.array(xs), np.array(ys)
     scale = np.maximum(np.abs(x).max(axis=0), 1e-9)
-    xn = x / scale
-    w, b = np.zeros(x.shape[1]), 0.0
-    for _ in range(epochs * 50):
-        p = 1 / (1 + np.exp(-(xn @ w + b)))
-        grad = p - y
-        w -= learning_rate * (xn.T @ grad / len(y) + l2 * w)
-        b -= learning_rate * float(grad.mean())
-    return LocalModelWeights(name="fitted", weights=(w / scale).round(6).tolist(), bias=round(b, 6))
+    xn = np.hstack([x / scale, np.ones((len(y), 1))])
+    beta = np.zeros(xn.shape[1])
+    for _ in range(max(5, epochs * 5)):  # Newton steps (IRLS) on the L2-penalised log-likelihood
+        p = 1 / (1 + np.exp(-np.clip(xn @ beta, -30, 30)))
+        grad = xn.T @ (p - y) + l2 * len(y) * beta
+        hess = (xn * (p * (1 - p))[:, None]).T @ xn + l2 * len(y) * np.eye(len(beta))
+        beta -= np.linalg.solve(hess, grad)  # full Newton step; Nova's learningRate only validated here
+    w, b = beta[:-1], float(beta[-1])
+    weights = (w / scale).round(6).tolist()
+    # Decision thresholds chosen on the training set (3-class accuracy), as a calibration step would.
+    p = 1 / (1 + np.exp(-(x @ np.asarray(weights) + b)))
+    labels = np.where(y == 1.0, 1, np.where(y == 0.0, -1, 0))
+    best = (-1.0, 0.56, 0.44)
+    for hi in np.arange(0.50, 0.80, 0.01):
+        for lo in np.arange(0.20, 0.51, 0.01):
+            if lo > hi:
+                continue
+            pred = np.where(p >= hi, 1, np.where(p <= lo, -1, 0))
+            acc = float((pred == labels).mean())
+            if acc > best[0] + 1e-12:
+                best = (acc, float(hi), float(lo))
+    return LocalModelWeights(name="fitted", weights=weights, bias=round(b, 6), buy_above=round(best[1], 2),
+                             sell_below=round(best[2], 2))
 
 
 class LocalBedrockControl:
@@ -61,18 +76,18 @@ class LocalBedrockControl:
     def handle(self, method: str, path: str, body: bytes, query: dict):
         data = json.loads(body or b"{}") if body else {}
         parts = [unquote(p) for p in path.strip("/").split("/")]
-        if parts[0] == "model-customization-jobs":
+        if parts[0] == "model-customization-jobs":  # identifiers may be ARNs, which contain "/"
             if method == "POST" and len(parts) == 1:
                 return self.create_job(data)
-            if method == "GET" and len(parts) == 2:
-                return self.get_job(parts[1])
+            if method == "GET" and len(parts) >= 2:
+                return self.get_job("/".join(parts[1:]))
         if parts[:2] == ["model-customization", "custom-model-deployments"]:
             if method == "POST" and len(parts) == 2:
                 return self.create_deployment(data)
-            if len(parts) == 3 and method == "GET":
-                return self.get_deployment(parts[2])
-            if len(parts) == 3 and method == "DELETE":
-                return self.delete_deployment(parts[2])
+            if len(parts) >= 3 and method == "GET":
+                return self.get_deployment("/".join(parts[2:]))
+            if len(parts) >= 3 and method == "DELETE":
+                return self.delete_deployment("/".join(parts[2:]))
         if parts[0] == "custom-models" and method == "GET":
             model = self._find(self.models, "/".join(parts[1:]))
             return json_response(200, model) if model else aws_error(404, "ResourceNotFoundException", "no such model")

@@ -214,6 +214,12 @@ class LambdaBridge:
             fn.errors += 1
             return {"errorMessage": str(exc), "errorType": type(exc).__name__,
                     "stackTrace": traceback.format_exc().splitlines()[-8:]}, "Unhandled"
+        finally:
+            # Powertools keeps metrics in memory when POWERTOOLS_METRICS_DISABLED is set (nothing flushes them);
+            # one process hosts every handler here, so drop them after each invocation.
+            from mytrader.observability import metrics
+
+            metrics.clear_metrics()
 
     def handle(self, path: str, body: bytes, headers: dict):
         name = unquote(path.split("/functions/", 1)[1].split("/invocations", 1)[0])

@@ -13,6 +13,7 @@ from mytrader.config import LOCAL_MODEL_ID
 from mytrader.stack_spec import (DEFAULT_PREFIX, FUNCTIONS, PARAMETER_DEFAULTS, QUEUES, STATE_MACHINE_NAME, TABLES,
                                  QueueSpec, parameter_names)
 
+ACCOUNT = "123456789012"  # moto's default account
 DRIVER_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 REPO = Path(__file__).resolve().parents[4]
 LAMBDAS = REPO / "lambdas"
@@ -68,10 +69,22 @@ class LocalStack:
             "PARAM_PREFIX": self.prefix, "CLOCK_SOURCE": "replay", "BROKER": "paper", "MARKET_DATA": "s3",
             "NEWS_SOURCE": "none", "SENTIMENT_SCORER": "comprehend", "BROKER_SECRET_ARN": secret["ARN"],
             "ALARM_TOPIC_ARN": self.topic_arn, "STATE_MACHINE_NAME": f"{self.prefix}-{STATE_MACHINE_NAME}",
+            "BEDROCK_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-bedrock-customization",
             **(extra_env or {}),
         }
         self.register_functions()
+        self.state_machine_arn = self.client("stepfunctions").create_state_machine(
+            name=f"{self.prefix}-{STATE_MACHINE_NAME}", definition=self.state_machine_definition(),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-finetune")["stateMachineArn"]
         return self
+
+    def function_arn(self, key: str) -> str:
+        return f"arn:aws:lambda:{self.embedded.region}:{ACCOUNT}:function:{self.function_name(key)}"
+
+    def state_machine_definition(self) -> str:
+        """The very ASL the CDK app deploys, with this stack's function ARNs substituted."""
+        return (STATE_MACHINE_FILE.read_text().replace("${FinetuneTasksArn}", self.function_arn("finetune_tasks"))
+                .replace("${DatasetExportArn}", self.function_arn("dataset_export")))
 
     def register_functions(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
         from mytrader.local.services import LocalFunction

@@ -19,11 +19,12 @@ from pydantic import BaseModel, Field, field_validator
 
 from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import system_prompt, user_prompt, PromptInputs
-from mytrader.config import TradingConfig
+from mytrader.config import AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine
 from mytrader.features import compute_features
 from mytrader.market.calendar import nyse
 from mytrader.market.series import DataQualityError
+from mytrader.pipeline.settings import response_mode_for
 from mytrader.models import Action, DecisionStatus, SentimentScore, TradeDecision, make_decision_id
 from mytrader.strategy import strategy_arrays
 from mytrader.tradelog import TradeLog
@@ -93,9 +94,13 @@ def run_cycle(event: dict, deps: CycleDeps) -> dict:
     equity = deps.tradelog.account_state().book_equity
     advisor = LlmAdvisor(deps.advisor_client, cfg.advisor, budget=deps.budget)
     engine = DecisionEngine(cfg, advisor)
+    shadow_id = deps.params.get("SHADOW_MODEL")
+    shadow = None
+    if shadow_id not in ("", "none", model_id):
+        shadow = LlmAdvisor(deps.advisor_client, AdvisorSettings(model_id=shadow_id, response_mode=response_mode_for(shadow_id)))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(deps.settings.concurrency, len(ev.universe))) as pool:
-        outcomes = list(pool.map(lambda s: _safe_symbol(s, as_of, cfg, engine, deps, equity), ev.universe))
+        outcomes = list(pool.map(lambda s: _safe_symbol(s, as_of, cfg, engine, deps, equity, shadow), ev.universe))
     counts = Counter(o["result"] for o in outcomes)
     stats = advisor.stats
     return {"status": "ok", "as_of": as_of.isoformat(), "mode": cfg.mode.value, "model_id": model_id,
@@ -106,9 +111,9 @@ def run_cycle(event: dict, deps: CycleDeps) -> dict:
             "per_symbol": outcomes}
 
 
-def _safe_symbol(symbol, as_of, cfg, engine, deps, equity) -> dict:
+def _safe_symbol(symbol, as_of, cfg, engine, deps, equity, shadow=None) -> dict:
     try:
-        return _cycle_symbol(symbol, as_of, cfg, engine, deps, equity)
+        return _cycle_symbol(symbol, as_of, cfg, engine, deps, equity, shadow)
     except CrashInjected:
         raise
     except DataQualityError as exc:
@@ -129,7 +134,7 @@ def _skip(deps, symbol, as_of, cfg: TradingConfig, reason: str) -> dict:
 
 
 def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: DecisionEngine, deps: CycleDeps,
-                  equity: float) -> dict:
+                  equity: float, shadow: LlmAdvisor | None = None) -> dict:
     history = deps.market.history(symbol, as_of)
     frame = compute_features(history)
     i = len(history) - 1
@@ -144,6 +149,8 @@ def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: Deci
         deps.tradelog.put_memo(symbol, memo)
     if decision.llm is not None and deps.s3 is not None and deps.bucket:
         _archive_prompt(deps, decision, cfg)
+    if shadow is not None and decision.llm is not None:
+        _shadow(deps, shadow, decision)
     if decision.action == Action.HOLD:
         decision = decision.model_copy(update={"status": DecisionStatus.SKIPPED, "status_reason": f"hold: {decision.reason}"[:300]})
         deps.tradelog.put_decision(decision)
@@ -179,6 +186,15 @@ def _news(deps: CycleDeps, symbol: str, as_of: datetime) -> tuple[SentimentScore
     except Exception as exc:  # Comprehend or a news API failing: decide without sentiment, say so
         log.error("sentiment unavailable for %s: %s", symbol, exc)
         return SentimentScore(score=0.0, n_items=0, scorer="unavailable"), []
+
+
+def _shadow(deps: CycleDeps, shadow: LlmAdvisor, decision: TradeDecision) -> None:
+    """Shadow mode: the candidate answers the same prompt; logged by decision_id + model_id, never traded."""
+    advice, call = shadow.advise(PromptInputs.model_validate(decision.prompt_inputs), decision.bar_ts.date().isoformat())
+    deps.tradelog.put_shadow(decision.decision_id, shadow.model_id, {
+        "decision_id": decision.decision_id, "symbol": decision.symbol, "bar_ts": decision.bar_ts.isoformat(),
+        "decision": advice.decision.value if advice else None, "confidence": advice.confidence if advice else None,
+        "fallback": call.fallback_reason, "cost_usd": call.cost_usd})
 
 
 def _archive_prompt(deps: CycleDeps, decision: TradeDecision, cfg: TradingConfig) -> None:

@@ -31,6 +31,10 @@ class PipelineSettings(BaseModel):
     initial_equity: float = 100_000.0
     allow_short: bool = False
     risk_json: str = ""
+    bedrock_role_arn: str = ""
+    alarm_topic_arn: str = ""
+    finetune_base_model: str = "amazon.nova-micro-v1:0:128k"
+    state_machine_name: str = ""
     fault_crash_after_broker: float = 0.0  # embedded AWS fault injection only
     fault_crash_before_send: float = 0.0
     fault_broker_error_rate: float = 0.0
@@ -44,4 +48,10 @@ class PipelineSettings(BaseModel):
     def trading_config(self, mode: str, model_id: str) -> TradingConfig:
         risk = RiskLimits.model_validate_json(self.risk_json) if self.risk_json else RiskLimits()
         return TradingConfig(initial_equity=self.initial_equity, allow_short=self.allow_short, risk=risk,
-                             mode=Mode(mode), advisor=AdvisorSettings(model_id=model_id))
+                             mode=Mode(mode), advisor=AdvisorSettings(model_id=model_id,
+                                                                      response_mode=response_mode_for(model_id)))
+
+
+def response_mode_for(model_id: str) -> str:
+    """Fine-tuned (custom) models answer in JSON text; foundation models through the forced tool."""
+    return "json" if model_id.startswith("arn:") and "custom-model" in model_id else "tool"

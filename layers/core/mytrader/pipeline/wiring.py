@@ -78,3 +78,17 @@ def exec_deps(settings: PipelineSettings, aws: Aws | None = None):
                     broker_error_rate=settings.fault_broker_error_rate)
     deps.tradelog.ensure_account(cfg.initial_equity)
     return deps, make_clock(settings, params), market, aws
+
+
+def learning_deps(settings: PipelineSettings, aws: Aws | None = None):
+    """Dataset export and fine-tuning tasks: (tasks, tradelog, market, clock, aws)."""
+    from mytrader.pipeline.learning import FinetuneTasks
+
+    aws = aws or Aws()
+    params = Params(settings, aws.ssm)
+    tl = TradeLog(aws.dynamodb, settings.trade_log_table)
+    tasks = FinetuneTasks(prefix=settings.param_prefix, bedrock=aws.client("bedrock"), runtime=aws.bedrock_runtime,
+                          ssm=aws.ssm, s3=aws.s3, sns=aws.client("sns"), sfn=aws.client("stepfunctions"), tl=tl,
+                          bucket=settings.data_bucket, role_arn=settings.bedrock_role_arn,
+                          topic_arn=settings.alarm_topic_arn)
+    return tasks, tl, market_source(settings, aws), make_clock(settings, params), aws

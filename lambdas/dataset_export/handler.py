@@ -1,0 +1,31 @@
+"""Dataset export: the trade log's labelled decisions -> Nova JSONL in S3 (a Step Functions task)."""
+from __future__ import annotations
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mytrader.observability import logger, metrics, tracer
+from mytrader.pipeline.learning import apply_defaults, export_dataset
+from mytrader.pipeline.settings import PipelineSettings
+from mytrader.pipeline.wiring import learning_deps
+
+SETTINGS = PipelineSettings.from_env()
+_deps = None
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        _deps = learning_deps(SETTINGS)
+    return _deps
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    _, tl, market, clock, aws = deps()
+    config = apply_defaults((event or {}).get("config") or {}, SETTINGS.finetune_base_model)
+    result = export_dataset(tl, market, aws.s3, SETTINGS.data_bucket, clock.now(), config)
+    metrics.add_metric(name="DatasetTrainRecords", unit=MetricUnit.Count, value=result["train_records"])
+    logger.info("dataset export", extra={k: v for k, v in result.items() if k != "label_balance"})
+    return result

@@ -1,0 +1,44 @@
+"""Fine-tuning workflow tasks: one action per Step Functions state (see finetune.asl.json)."""
+from __future__ import annotations
+
+from mytrader.observability import logger, metrics, tracer
+from mytrader.pipeline.learning import apply_defaults
+from mytrader.pipeline.settings import PipelineSettings
+from mytrader.pipeline.wiring import learning_deps
+
+SETTINGS = PipelineSettings.from_env()
+_deps = None
+
+
+class UnknownAction(ValueError):
+    pass
+
+
+def deps():
+    global _deps
+    if _deps is None:
+        _deps = learning_deps(SETTINGS)
+    return _deps
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event, context):
+    action = (event or {}).get("action")
+    if action == "defaults":
+        return apply_defaults(event.get("input") or {}, SETTINGS.finetune_base_model)
+    tasks = deps()[0]
+    state = event.get("state") or {}
+    if action == "notify":
+        return tasks.notify(state, event.get("outcome", "unknown"))
+    if action == "request_approval":
+        return tasks.request_approval(event["token"], state)
+    handlers = {"create_job": tasks.create_job, "job_status": tasks.job_status,
+                "create_deployment": tasks.create_deployment, "deployment_status": tasks.deployment_status,
+                "evaluate": tasks.evaluate, "promote": tasks.promote, "reject": tasks.reject}
+    if action not in handlers:
+        raise UnknownAction(f"unknown action {action!r}")
+    result = handlers[action](state)
+    logger.info("finetune task", extra={"action": action, "result": result})
+    return result

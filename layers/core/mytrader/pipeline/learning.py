@@ -1,0 +1,255 @@
+"""Continuous learning: dataset export and the fine-tuning workflow's tasks (one Lambda, one action each).
+
+Every task takes the workflow state and returns JSON-safe values only (no timestamps as objects: moto's
+engine breaks on them and the console shows strings anyway).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field, ValidationError
+
+from mytrader import dataset as ds
+from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
+from mytrader.advisor.prompt import parse_inputs_from_prompt
+from mytrader.config import AdvisorSettings
+from mytrader.labels import forward_return
+from mytrader.market.series import DataQualityError
+from mytrader.models import Action, TradeDecision
+from mytrader.stack_spec import parameter_names
+from mytrader.tradelog import TradeLog
+
+log = logging.getLogger(__name__)
+TERMINAL = ("EXECUTED", "REJECTED", "SKIPPED", "DEAD_LETTERED")
+
+
+class FinetuneConfig(BaseModel):
+    """The workflow's input; `{}` from the console means every default below."""
+    model_config = {"extra": "forbid"}
+    poll_seconds: int = Field(60, ge=1, le=3600)
+    base_model: str = "amazon.nova-micro-v1:0:128k"
+    hyperparameters: dict[str, str] = {"epochCount": "2", "learningRate": "0.00001", "batchSize": "1",
+                                       "learningRateWarmupSteps": "0"}
+    min_train: int = Field(300, ge=1)
+    min_validation: int = Field(50, ge=1)
+    max_label_share: float = Field(0.9, gt=0, le=1)
+    validation_share: float = Field(0.2, gt=0, lt=1)
+    promotion_margin: float = Field(0.02, ge=0, le=1, description="accuracy the candidate must gain")
+    require_approval: bool = False
+    shuffle_labels: bool = False  # negative control only
+    eval_limit: int = Field(400, ge=1)
+    run_id: str = ""
+
+
+def apply_defaults(raw: dict, base_model: str | None = None) -> dict:
+    raw = {k: v for k, v in (raw or {}).items() if not k.startswith("_")}
+    cfg = FinetuneConfig.model_validate({**({"base_model": base_model} if base_model else {}), **raw})
+    if not cfg.run_id:
+        cfg.run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return cfg.model_dump()
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9-]", "-", name)[:60]
+
+
+# -- dataset export ------------------------------------------------------------------------------
+def labelled_records(tl: TradeLog, market, now: datetime) -> tuple[list[ds.Labelled], dict[str, int]]:
+    """Every terminal decision with logged prompt inputs and a known forward outcome, labelled."""
+    skipped: dict[str, int] = {"no_inputs": 0, "outcome_unknown": 0, "no_market_data": 0, "refused_by_format": 0}
+    out: list[ds.Labelled] = []
+    series_cache: dict[str, object] = {}
+    for status in TERMINAL:
+        for row in tl.decisions_by_status(status):
+            if "doc" not in row:
+                skipped["no_inputs"] += 1
+                continue
+            d = TradeDecision.model_validate_json(row["doc"])
+            if not d.prompt_inputs:
+                skipped["no_inputs"] += 1
+                continue
+            try:
+                s = series_cache.get(d.symbol) or market.full(d.symbol).upto(now)
+            except DataQualityError:
+                skipped["no_market_data"] += 1
+                continue
+            series_cache[d.symbol] = s
+            i = s.index_of(d.bar_ts)
+            fr = forward_return(s.open, s.close, i, d.time_horizon_bars) if i >= 0 else None
+            if fr is None:
+                skipped["outcome_unknown"] += 1
+                continue
+            try:
+                record, label = ds.make_record(d, float(fr))
+            except ValidationError as exc:  # a record Nova would refuse is skipped and counted, never written
+                log.warning("decision %s refused by the dataset format: %s", d.decision_id, str(exc)[:200])
+                skipped["refused_by_format"] += 1
+                continue
+            out.append(ds.Labelled(d.decision_id, d.symbol, d.bar_ts.isoformat(), float(fr), label, record))
+    return out, skipped
+
+
+def export_dataset(tl: TradeLog, market, s3, bucket: str, now: datetime, config: dict) -> dict:
+    cfg = FinetuneConfig.model_validate(config)
+    items, skipped = labelled_records(tl, market, now)
+    train, validation = ds.split_by_time(items, cfg.validation_share)
+    if cfg.shuffle_labels:
+        train = ds.shuffle_labels(train, seed=7)
+    ok, reason = ds.enough(train, validation, cfg.min_train, cfg.min_validation, cfg.max_label_share)
+    result = {"enough": ok, "reason": reason, "train_records": len(train), "validation_records": len(validation),
+              "skipped": skipped, "label_balance": ds.balance(train)}
+    if not ok:
+        return result
+    files = {"train.jsonl": ds.jsonl(train), "validation.jsonl": ds.jsonl(validation),
+             "validation_outcomes.json": ds.validation_outcomes(validation)}
+    version = ds.version_of(files)
+    prefix = f"datasets/{version}"
+    man = ds.manifest(train, validation, files, cfg.base_model, cfg.shuffle_labels)
+    for name, body in {**files, "manifest.json": json.dumps(man, indent=1).encode()}.items():
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/{name}", Body=body,
+                      ContentType="application/json" if name.endswith(".json") else "application/jsonl")
+    result.update(version=version, prefix=prefix, train_uri=f"s3://{bucket}/{prefix}/train.jsonl",
+                  validation_uri=f"s3://{bucket}/{prefix}/validation.jsonl",
+                  manifest_uri=f"s3://{bucket}/{prefix}/manifest.json")
+    return result
+
+
+# -- the workflow's tasks --------------------------------------------------------------------------
+class FinetuneTasks:
+    def __init__(self, *, prefix: str, bedrock, runtime, ssm, s3, sns, sfn, tl: TradeLog, bucket: str, role_arn: str,
+                 topic_arn: str):
+        self.prefix, self.bedrock, self.runtime, self.ssm, self.s3 = prefix, bedrock, runtime, ssm, s3
+        self.sns, self.sfn, self.tl, self.bucket, self.role_arn, self.topic_arn = sns, sfn, tl, bucket, role_arn, topic_arn
+        self.params = parameter_names(prefix)
+
+    def create_job(self, state: dict) -> dict:
+        cfg, data = state["config"], state["dataset"]
+        name = _safe(f"{self.prefix}-ft-{data['version']}-{cfg['run_id']}")
+        resp = self.bedrock.create_model_customization_job(
+            jobName=name, customModelName=name, roleArn=self.role_arn, baseModelIdentifier=cfg["base_model"],
+            customizationType="FINE_TUNING", hyperParameters=cfg["hyperparameters"],
+            trainingDataConfig={"s3Uri": data["train_uri"]},
+            validationDataConfig={"validators": [{"s3Uri": data["validation_uri"]}]},
+            outputDataConfig={"s3Uri": f"s3://{self.bucket}/finetune-output/"},
+            customModelTags=[{"key": "mytrader:stack", "value": self.prefix}],
+            jobTags=[{"key": "mytrader:stack", "value": self.prefix}])
+        return {"job_name": name, "job_arn": resp["jobArn"]}
+
+    def job_status(self, state: dict) -> dict:
+        # polled by name: AWS accepts name or ARN, and moto's lookup by ARN fails
+        job = self.bedrock.get_model_customization_job(jobIdentifier=state["job"]["job_name"])
+        return {"status": job["status"], "failure_message": job.get("failureMessage", ""),
+                "model_arn": job.get("outputModelArn", "")}
+
+    def create_deployment(self, state: dict) -> dict:
+        name = _safe(f"{state['job']['job_name']}-dep")
+        resp = self.bedrock.create_custom_model_deployment(
+            modelDeploymentName=name, modelArn=state["training"]["model_arn"],
+            description="MyTrader candidate advisor", tags=[{"key": "mytrader:stack", "value": self.prefix}])
+        return {"deployment_arn": resp["customModelDeploymentArn"], "name": name}
+
+    def deployment_status(self, state: dict) -> dict:
+        dep = self.bedrock.get_custom_model_deployment(customModelDeploymentIdentifier=state["deployment"]["deployment_arn"])
+        return {"status": dep["status"], "failure_message": dep.get("failureMessage", "")}
+
+    def _read(self, state: dict, name: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=f"{state['dataset']['prefix']}/{name}")["Body"].read()
+
+    def score(self, model_id: str, records: list[dict], outcomes: list[dict]) -> dict:
+        """Replay validation prompts through a model: accuracy against the hindsight labels and the
+        simulated return of following its calls (long-only: a BUY earns the forward return)."""
+        mode = "json" if "custom-model" in model_id or model_id.startswith("arn:") else "tool"
+        advisor = LlmAdvisor(self.runtime, AdvisorSettings(model_id=model_id, response_mode=mode),
+                             cache=InMemoryResponseCache())
+        hits, ret, fallbacks = 0, 0.0, 0
+        for rec, out in zip(records, outcomes):
+            user = rec["messages"][0]["content"][0]["text"]
+            advice, call = advisor.advise(parse_inputs_from_prompt(user), out["bar_ts"][:10])
+            pred = advice.decision if advice is not None else Action.HOLD
+            fallbacks += advice is None
+            hits += pred.value == out["label"]
+            ret += out["forward_return"] if pred == Action.BUY else 0.0
+        n = max(1, len(records))
+        return {"model_id": model_id, "accuracy": round(hits / n, 4), "simulated_return": round(ret / n, 6),
+                "evaluated": len(records), "fallbacks": fallbacks, "cost_usd": round(advisor.stats.cost_usd, 6)}
+
+    def evaluate(self, state: dict) -> dict:
+        cfg = state["config"]
+        records = [json.loads(line) for line in self._read(state, "validation.jsonl").decode().splitlines() if line]
+        outcomes = json.loads(self._read(state, "validation_outcomes.json"))
+        records, outcomes = records[:cfg["eval_limit"]], outcomes[:cfg["eval_limit"]]
+        candidate = self.score(state["deployment"]["deployment_arn"], records, outcomes)
+        active_id = self.ssm.get_parameter(Name=self.params["ACTIVE_MODEL"])["Parameter"]["Value"]
+        active = self.score(active_id, records, outcomes)
+        shadow = self.tl.shadow_predictions(state["deployment"]["deployment_arn"])
+        labels = {o["decision_id"]: o["label"] for o in outcomes}
+        scored = [p for p in shadow if p["decision_id"] in labels and p.get("decision")]
+        shadow_accuracy = (round(sum(p["decision"] == labels[p["decision_id"]] for p in scored) / len(scored), 4)
+                           if scored else None)
+        better = (candidate["accuracy"] >= active["accuracy"] + cfg["promotion_margin"]
+                  and candidate["simulated_return"] >= active["simulated_return"])
+        return {"candidate": candidate, "active": active, "better": better, "margin": cfg["promotion_margin"],
+                "shadow_predictions": len(shadow), "shadow_accuracy": shadow_accuracy}
+
+    def promote(self, state: dict) -> dict:
+        new = state["deployment"]["deployment_arn"]
+        old = self.ssm.get_parameter(Name=self.params["ACTIVE_MODEL"])["Parameter"]["Value"]
+        self.ssm.put_parameter(Name=self.params["PREVIOUS_MODEL"], Value=old, Type="String", Overwrite=True)
+        self.ssm.put_parameter(Name=self.params["ACTIVE_MODEL"], Value=new, Type="String", Overwrite=True)
+        return {"previous": old, "active": new}
+
+    def reject(self, state: dict) -> dict:
+        arn = state["deployment"]["deployment_arn"]
+        self.bedrock.delete_custom_model_deployment(customModelDeploymentIdentifier=arn)
+        return {"deleted": arn}
+
+    def request_approval(self, token: str, state: dict) -> dict:
+        body = {"token": token, "deployment_arn": state["deployment"]["deployment_arn"],
+                "evaluation": state.get("evaluation")}
+        self.ssm.put_parameter(Name=f"/{self.prefix}/pending-approval", Value=json.dumps(body), Type="String",
+                               Overwrite=True)
+        self.notify(state, "approval_requested")
+        return {"requested": True}
+
+    def notify(self, state: dict, outcome: str) -> dict:
+        if not self.topic_arn:
+            return {"sent": False}
+        ev = state.get("evaluation") or {}
+        lines = [f"MyTrader fine-tuning: {outcome}"]
+        if state.get("dataset"):
+            d = state["dataset"]
+            lines.append(f"dataset: {d.get('train_records')} train / {d.get('validation_records')} validation "
+                         f"({d.get('reason')})")
+        if ev:
+            lines.append(f"candidate accuracy {ev['candidate']['accuracy']} vs active {ev['active']['accuracy']}")
+        if state.get("error"):
+            lines.append(f"error: {json.dumps(state['error'])[:500]}")
+        resp = self.sns.publish(TopicArn=self.topic_arn, Subject=f"MyTrader fine-tuning {outcome}"[:100],
+                                Message="\n".join(lines))
+        return {"sent": True, "message_id": resp["MessageId"], "outcome": outcome}
+
+
+def rollback(ssm, prefix: str) -> dict:
+    """Restore the previous active model (and remember the one rolled back)."""
+    names = parameter_names(prefix)
+    active = ssm.get_parameter(Name=names["ACTIVE_MODEL"])["Parameter"]["Value"]
+    previous = ssm.get_parameter(Name=names["PREVIOUS_MODEL"])["Parameter"]["Value"]
+    if previous in ("", "none"):
+        raise ValueError("no previous model to roll back to")
+    ssm.put_parameter(Name=names["ACTIVE_MODEL"], Value=previous, Type="String", Overwrite=True)
+    ssm.put_parameter(Name=names["PREVIOUS_MODEL"], Value=active, Type="String", Overwrite=True)
+    return {"active": previous, "previous": active}
+
+
+def answer_approval(ssm, sfn, prefix: str, approve: bool, reason: str = "") -> dict:
+    raw = ssm.get_parameter(Name=f"/{prefix}/pending-approval")["Parameter"]["Value"]
+    pending = json.loads(raw)
+    if approve:
+        sfn.send_task_success(taskToken=pending["token"], output=json.dumps({"approved": True}))
+    else:
+        sfn.send_task_failure(taskToken=pending["token"], error="Rejected", cause=reason or "rejected by an operator")
+    ssm.delete_parameter(Name=f"/{prefix}/pending-approval")
+    return {"approved": approve, "deployment_arn": pending["deployment_arn"]}
