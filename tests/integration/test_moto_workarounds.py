@@ -38,3 +38,33 @@ def test_converse_is_served_by_the_local_advisor_model(embedded):
 def test_lambda_invoke_runs_our_handler(stack):
     out = boto3.client("lambda").invoke(FunctionName=stack.function_name("decision_cycle"), Payload=json.dumps({}))
     assert json.loads(out["Payload"].read())["status"] == "rejected_event"
+
+
+def test_fast_dynamodb_queries_return_what_moto_returns(stack):
+    """Workaround 7: the partition-only query and the unsorted GSI pre-pass give moto's own results."""
+    from mytrader.tradelog import TradeLog, to_item
+
+    ddb = boto3.client("dynamodb")
+    table = stack.settings_env["TRADE_LOG_TABLE"]
+    for k in range(120):
+        ddb.put_item(TableName=table, Item=to_item({"pk": f"P#{k % 3}", "sk": f"{k:04d}", "gsi2pk": f"G#{k % 4}",
+                                                    "gsi2sk": f"{(k * 7) % 50:04d}", "v": k}))
+    tl = TradeLog(ddb, table)
+
+    def both():
+        main = [r["v"] for r in tl._query_all(KeyConditionExpression="pk = :p AND sk > :s",
+                                              ExpressionAttributeValues=to_item({":p": "P#1", ":s": "0010"}))]
+        gsi = [r["v"] for r in tl._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p", Limit=7,
+                                             ExpressionAttributeValues=to_item({":p": "G#2"}))]
+        return main, gsi
+
+    fast = both()
+    from moto.dynamodb.models.table import Table
+
+    patched = Table.query, Table.all_items
+    try:  # moto's original code path, for comparison
+        Table.query, Table.all_items = Table.query.__wrapped_original__, Table.all_items.__wrapped_original__
+        slow = both()
+    finally:
+        Table.query, Table.all_items = patched
+    assert fast == slow and len(fast[0]) == 36 and len(fast[1]) == 30

@@ -173,10 +173,25 @@ class TradeLog:
                                 ConsistentRead=True)
         return Position.model_validate_json(from_item(resp["Item"])["doc"]) if "Item" in resp else None
 
-    def positions(self) -> list[Position]:
-        rows = self._query_all(KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+    def position_rows(self) -> list[dict]:
+        """Every open position's item (doc, entry_fee, checked_bar) in one query."""
+        return self._query_all(KeyConditionExpression="pk = :p AND begins_with(sk, :s)", ConsistentRead=True,
                                ExpressionAttributeValues=to_item({":p": self.acct_pk, ":s": "POS#"}))
-        return [Position.model_validate_json(r["doc"]) for r in rows]
+
+    def positions(self) -> list[Position]:
+        return [Position.model_validate_json(r["doc"]) for r in self.position_rows()]
+
+    def memos(self, symbols: list[str]) -> dict[str, QueryMemo]:
+        out: dict[str, QueryMemo] = {}
+        for start in range(0, len(symbols), 100):
+            keys = [to_item({"pk": f"SYMBOL#{s}", "sk": "MEMO"}) for s in symbols[start:start + 100]]
+            while keys:
+                resp = self.db.batch_get_item(RequestItems={self.table: {"Keys": keys}})
+                for item in resp.get("Responses", {}).get(self.table, []):
+                    r = from_item(item)
+                    out[r["pk"][7:]] = QueryMemo(int(r["bar_index"]), r["rsi"], r["sentiment"], r["regime"])
+                keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+        return out
 
     def position_entry_fee(self, symbol: str) -> float:
         resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),

@@ -3,6 +3,7 @@ two years, then the same data through the backtester for a trade-by-trade parity
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -124,17 +125,23 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     series = load_series()
     cfg = demo_config()
+    marks = [("start", time.perf_counter())]
     with EmbeddedAws() as aws:
         stack = LocalStack(aws).create()
         stack.upload_prices(DEMO_FILES)
+        marks.append(("stack", time.perf_counter()))
         tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
         res = replay(stack, series, DEMO_START, DEMO_END, progress=progress, after_tick=equity_probe(tl, series))
+        marks.append(("replay", time.perf_counter()))
         summary, demo_result = summarise(stack, res, series, cfg)
         summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series))
+        marks.append(("summary_and_parity", time.perf_counter()))
         if with_finetune:
             from mytrader.local.learning import run_finetune_demo
 
             summary["finetune"] = run_finetune_demo(stack, out_dir)
+            marks.append(("finetune", time.perf_counter()))
+    summary["timings_s"] = {name: round(t - prev, 2) for (_, prev), (name, t) in zip(marks, marks[1:])}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out_dir / "report.html").write_text(render_report(
         {"demo": demo_result, "backtest (same code)": bt_result}, "MyTrader demo: the serverless pipeline on an embedded AWS",

@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from mytrader.local.services import LambdaBridge, LocalBedrockRuntime, LocalComprehend
@@ -33,11 +33,20 @@ def sigv4_service(auth: str) -> tuple[str | None, str | None]:
     return (m.group(2), m.group(1)) if m else (None, None)
 
 
+class KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1 keep-alive: boto3 reuses its connections instead of opening one per request."""
+    protocol_version = "HTTP/1.1"
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
 class Router:
     def __init__(self, moto_app, comprehend: LocalComprehend, runtime: LocalBedrockRuntime, bridge: LambdaBridge,
                  control=None):
         self.moto_app, self.comprehend, self.runtime, self.bridge, self.control = moto_app, comprehend, runtime, bridge, control
         self.requests_by_service: dict[str, int] = {}
+        self._apps: dict[str, object] = {}
         self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
         self.faults_injected: dict[str, int] = {}
         self._rng = __import__("random").Random(5)
@@ -66,6 +75,13 @@ class Router:
         if local is not None:
             status, headers, body = local
             return Response(body, status=status, headers=headers)(environ, start_response)
+        if service and not path.startswith("/moto-api"):
+            # moto's dispatcher infers the backend for every request under one global lock; the SigV4 service
+            # names it already, so the backend's Flask app is looked up once per service and reused.
+            app = self._apps.get(service)
+            if app is None:
+                app = self._apps[service] = self.moto_app.get_application(environ)
+            return app(environ, start_response)
         return self.moto_app(environ, start_response)
 
 
@@ -120,7 +136,7 @@ class EmbeddedAws:
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server("127.0.0.1", self.port, self.router, threaded=True)
+        self._server = make_server("127.0.0.1", self.port, self.router, threaded=True, request_handler=KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         apply_workarounds(self)

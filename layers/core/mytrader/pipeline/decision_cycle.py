@@ -69,6 +69,7 @@ class CycleDeps:
     budget: object | None = None
     crash_before_send: float = 0.0
     account_ready: bool = False
+    rolled_day: str = ""
 
 
 class CrashInjected(RuntimeError):
@@ -90,8 +91,12 @@ def run_cycle(event: dict, deps: CycleDeps) -> dict:
     if not deps.account_ready:
         deps.tradelog.ensure_account(cfg.initial_equity)
         deps.account_ready = True
-    deps.tradelog.roll_day(as_of.date().isoformat())
+    if deps.rolled_day != as_of.date().isoformat():
+        deps.tradelog.roll_day(as_of.date().isoformat())
+        deps.rolled_day = as_of.date().isoformat()
     equity = deps.tradelog.account_state().book_equity
+    positions = {p.symbol: p for p in deps.tradelog.positions()}  # one query and one batch read for the
+    memos = deps.tradelog.memos(ev.universe)  # whole universe instead of two reads per symbol
     advisor = LlmAdvisor(deps.advisor_client, cfg.advisor, budget=deps.budget)
     engine = DecisionEngine(cfg, advisor)
     shadow_id = deps.params.get("SHADOW_MODEL")
@@ -100,7 +105,8 @@ def run_cycle(event: dict, deps: CycleDeps) -> dict:
         shadow = LlmAdvisor(deps.advisor_client, AdvisorSettings(model_id=shadow_id, response_mode=response_mode_for(shadow_id)))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(deps.settings.concurrency, len(ev.universe))) as pool:
-        outcomes = list(pool.map(lambda s: _safe_symbol(s, as_of, cfg, engine, deps, equity, shadow), ev.universe))
+        outcomes = list(pool.map(lambda s: _safe_symbol(s, as_of, cfg, engine, deps, equity, shadow,
+                                                        positions.get(s), memos.get(s)), ev.universe))
     counts = Counter(o["result"] for o in outcomes)
     stats = advisor.stats
     return {"status": "ok", "as_of": as_of.isoformat(), "mode": cfg.mode.value, "model_id": model_id,
@@ -111,9 +117,9 @@ def run_cycle(event: dict, deps: CycleDeps) -> dict:
             "per_symbol": outcomes}
 
 
-def _safe_symbol(symbol, as_of, cfg, engine, deps, equity, shadow=None) -> dict:
+def _safe_symbol(symbol, as_of, cfg, engine, deps, equity, shadow=None, position=None, memo=None) -> dict:
     try:
-        return _cycle_symbol(symbol, as_of, cfg, engine, deps, equity, shadow)
+        return _cycle_symbol(symbol, as_of, cfg, engine, deps, equity, shadow, position, memo)
     except CrashInjected:
         raise
     except DataQualityError as exc:
@@ -134,7 +140,7 @@ def _skip(deps, symbol, as_of, cfg: TradingConfig, reason: str) -> dict:
 
 
 def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: DecisionEngine, deps: CycleDeps,
-                  equity: float, shadow: LlmAdvisor | None = None) -> dict:
+                  equity: float, shadow: LlmAdvisor | None = None, position=None, memo=None) -> dict:
     history = deps.market.history(symbol, as_of)
     frame = compute_features(history)
     i = len(history) - 1
@@ -142,8 +148,7 @@ def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: Deci
         return _skip(deps, symbol, as_of, cfg, f"warm-up: {len(history)} bars, need {cfg.warmup_bars}")
     arrays = strategy_arrays(frame)
     sentiment, headlines = _news(deps, symbol, as_of)
-    ctx = DecisionContext(frame, arrays, i, sentiment, headlines, deps.tradelog.position(symbol), equity,
-                          deps.tradelog.memo(symbol))
+    ctx = DecisionContext(frame, arrays, i, sentiment, headlines, position, equity, memo)
     decision, memo = engine.decide(ctx, as_of)
     if memo is not None and memo != ctx.last_query:
         deps.tradelog.put_memo(symbol, memo)

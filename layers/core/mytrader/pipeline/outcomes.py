@@ -19,15 +19,16 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
                  resend_after: timedelta = timedelta(minutes=10)) -> dict:
     tl = deps.tradelog
     summary = {"closed": 0, "held": 0, "reconciled": 0, "resent": 0, "dead_lettered": 0, "errors": 0}
-    for pos in tl.positions():
+    for row in tl.position_rows():
+        pos = Position.model_validate_json(row["doc"])
         try:
             s = market.full(pos.symbol)
             i = market.bar_at(pos.symbol, now)
             if i < 0 or s.time(i) < pos.opened_at:  # no complete bar since the position opened
                 summary["held"] += 1
                 continue
-            last_checked = tl.position_checked(pos.symbol)
-            if last_checked is not None and int(s.ts[i]) <= last_checked:
+            last_checked = row.get("checked_bar")
+            if last_checked is not None and int(s.ts[i]) <= int(last_checked):
                 continue
             hit = exit_on_bar(pos, float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]))
             if hit is None:
@@ -42,7 +43,8 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
             log.exception("outcome check failed for %s", pos.symbol)
             summary["errors"] += 1
             summary.setdefault("error_reasons", []).append(f"{pos.symbol}: {exc}"[:200])
-    summary["reconciled"] = reconcile_open_orders(tl, deps, now)
+    # the paper broker fills at submission, so only a real broker can leave orders open
+    summary["reconciled"] = reconcile_open_orders(tl, deps, now) if deps.broker.name != "paper" else 0
     cutoff = (now - resend_after).isoformat()
     for row in tl.decisions_by_status("PENDING"):
         if row.get("decided_at", "") < cutoff and "doc" in row:
