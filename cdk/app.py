@@ -17,8 +17,14 @@ from mytrader_infra.settings import DeploySettings  # noqa: E402
 from mytrader_infra.stack import MyTraderStack  # noqa: E402
 
 
+FEATURE_FLAGS = {
+    # server access logs are delivered through a bucket policy, not the legacy LogDeliveryWrite ACL
+    "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
+}
+
+
 def build_app(context: dict | None = None, outdir: str | None = None, nag: bool = True) -> cdk.App:
-    kw = {"context": context or {}}
+    kw = {"context": {**FEATURE_FLAGS, **(context or {})}}
     if outdir:
         kw["outdir"] = outdir
     app = cdk.App(**kw)

@@ -31,6 +31,7 @@ class Decisions(Construct):
         super().__init__(scope, id)
         p = settings.prefix
         self.dlq = sqs.Queue(self, "decisions-dlq", queue_name=DECISIONS_DLQ.name(p), fifo=True,
+                             visibility_timeout=Duration.seconds(DECISIONS_DLQ.visibility_s),
                              retention_period=Duration.seconds(DECISIONS_DLQ.retention_s),
                              encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
         self.queue = sqs.Queue(
@@ -42,6 +43,7 @@ class Decisions(Construct):
         # Scheduler does not take FIFO queues as its DLQ; this standard queue also receives the function's
         # asynchronous failures (Scheduler invokes Lambda asynchronously, so errors never reach the schedule's DLQ).
         self.schedule_dlq = sqs.Queue(self, "schedule-dlq", queue_name=SCHEDULE_DLQ.name(p),
+                                      visibility_timeout=Duration.seconds(SCHEDULE_DLQ.visibility_s),
                                       retention_period=Duration.seconds(SCHEDULE_DLQ.retention_s),
                                       encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
         self.function = make_function(self, "decision_cycle", prefix=p, layer=layer, arch=settings.architecture,

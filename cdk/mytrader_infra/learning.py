@@ -75,4 +75,9 @@ class Learning(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False))
         for fn in (self.tasks, self.export):
             fn.grant_invoke(self.state_machine)
-        self.state_machine.grant_task_response(self.tasks)
+        # Task-token answers (manual approval), granted by the state machine's name: granting by its ARN token
+        # would make the function depend on the state machine, which depends on the function.
+        self.tasks.add_to_role_policy(iam.PolicyStatement(
+            sid="ApprovalTaskTokens", actions=["states:SendTaskSuccess", "states:SendTaskFailure",
+                                               "states:SendTaskHeartbeat"],
+            resources=[f"arn:{part}:states:{region}:{account}:stateMachine:{p}-{STATE_MACHINE_NAME}"]))

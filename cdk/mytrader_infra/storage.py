@@ -34,7 +34,7 @@ class Storage(Construct):
         self.sentiment_cache = _table(self, SENTIMENT_CACHE, prefix, retain=False)
         self.access_logs = s3.Bucket(
             self, "access-logs", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))], removal_policy=RemovalPolicy.RETAIN)
         self.datasets = s3.Bucket(
             self, "datasets", versioned=True, encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
