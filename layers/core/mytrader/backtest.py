@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+
+import numpy as np
 from datetime import UTC, datetime
 
 from mytrader.config import TradingConfig
@@ -38,6 +40,7 @@ class SymbolState:
     rsi: list[float]
     regime: list[int]
     action: list[int]
+    valid: list[bool]
     position: Position | None = None
     entry_fee: float = 0.0
     pending: TradeDecision | None = None
@@ -60,13 +63,15 @@ def prepare(series: BarSeries) -> SymbolState:
     arrays = strategy_arrays(frame)
     return SymbolState(series, frame, arrays, series.open.tolist(), series.high.tolist(), series.low.tolist(),
                        series.close.tolist(), frame.cols["rsi"].tolist(), frame.cols["trend"].astype(int).tolist(),
-                       arrays.action.astype(int).tolist())
+                       arrays.action.astype(int).tolist(), frame.valid_mask)
 
 
 class Backtester:
     def __init__(self, cfg: TradingConfig, engine: DecisionEngine, news: NewsContext | None = None,
                  keep_decisions: bool = True, trade_from: datetime | None = None):
         self.cfg, self.engine, self.news = cfg, engine, news
+        if not keep_decisions and engine.advisor is None:
+            engine.record_prompts = False  # nothing will read them: a pure-throughput strategy run
         self.trade_from = int(trade_from.timestamp()) if trade_from else None
         self.costs = Costs(cfg.fee_bps, cfg.slippage_bps)
         self.keep_decisions = keep_decisions
@@ -75,7 +80,7 @@ class Backtester:
         cfg, engine = self.cfg, self.engine
         for st in states.values():
             st.position, st.pending, st.memo, st.entry_fee = None, None, None, 0.0
-        timeline = sorted({(int(t), sym, i) for sym, st in states.items() for i, t in enumerate(st.series.ts.tolist())})
+        timeline = _timeline(states)
         account = AccountState(cash=cfg.initial_equity, book_equity=cfg.initial_equity)
         realized_total = 0.0
         trades: list[TradeOutcome] = []
@@ -91,11 +96,12 @@ class Backtester:
         for n, (t, sym, i) in enumerate(timeline):
             if prev_t is not None and t != prev_t:
                 equity_curve.append((datetime.fromtimestamp(prev_t, UTC), self._equity(account, states, last_close)))
+            if t != prev_t:
+                day = datetime.fromtimestamp(t, UTC).date().isoformat()
+                if account.day != day:
+                    account.day, account.day_start_equity, account.realized_today = day, account.book_equity, 0.0
             prev_t = t
             st = states[sym]
-            day = datetime.fromtimestamp(t, UTC).date().isoformat()
-            if account.day != day:
-                account.day, account.day_start_equity, account.realized_today = day, account.book_equity, 0.0
             # 1. fill what was decided at the previous close, at this bar's open
             if st.pending is not None:
                 d, st.pending = st.pending, None
@@ -119,7 +125,7 @@ class Backtester:
                     st.position = pos.model_copy(update={"bars_held": pos.bars_held + 1})
             last_close[sym] = st.c[i]
             # 3. decide at the close
-            if i >= warm and i + 1 < len(st.c) and st.frame.valid(i) and (self.trade_from is None or t >= self.trade_from):
+            if i >= warm and i + 1 < len(st.c) and st.valid[i] and (self.trade_from is None or t >= self.trade_from):
                 holding = st.position is not None
                 act = st.action[i]
                 if act != 0 or engine.advisor is not None:
@@ -168,6 +174,8 @@ class Backtester:
             sentiment, headlines = self.news.at(sym, as_of)
         else:
             sentiment, headlines = SentimentScore(score=0.0, n_items=0), []
+        if engine.advisor is None and not cfg.allow_short and (act > 0) == holding:
+            return None  # strategy alone: a BUY while long or a SELL while flat is a HOLD (engine._combine)
         if act == 0:
             regime = {1: "trend_up", -1: "trend_down"}.get(st.regime[i], "range")
             if engine.advisor is None or not should_query(cfg, 0, holding, i, st.rsi[i], sentiment.score, regime, st.memo):
@@ -225,6 +233,16 @@ class Backtester:
     def _equity(account: AccountState, states: dict[str, SymbolState], last_close: dict[str, float]) -> float:
         return account.cash + sum(st.position.qty * last_close.get(sym, st.position.avg_price)
                                   for sym, st in states.items() if st.position is not None)
+
+
+def _timeline(states: dict[str, SymbolState]) -> list[tuple[int, str, int]]:
+    """Every (bar time, symbol, bar index), ordered by time then symbol: the replay order of both drivers."""
+    names = sorted(states)
+    ts = np.concatenate([states[n].series.ts for n in names])
+    sym = np.concatenate([np.full(len(states[n].series), k) for k, n in enumerate(names)])
+    idx = np.concatenate([np.arange(len(states[n].series)) for n in names])
+    order = np.lexsort((idx, sym, ts))
+    return list(zip(ts[order].tolist(), [names[k] for k in sym[order].tolist()], idx[order].tolist()))
 
 
 def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig) -> BacktestResult:

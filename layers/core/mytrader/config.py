@@ -30,7 +30,7 @@ class AdvisorSettings(BaseModel):
     model_id: str = LOCAL_MODEL_ID
     min_confidence: float = Field(0.55, ge=0, le=1)
     response_mode: str = Field("tool", pattern="^(tool|json)$")
-    requery_change_threshold: float = Field(0.25, ge=0, description="material change that forces a query")
+    requery_change_threshold: float = Field(0.35, ge=0, description="material change that forces a query")
     requery_max_age_bars: int = Field(10, ge=1, description="query at least this often while flat")
     daily_token_budget: int = Field(2_000_000, ge=0)
     anonymise: bool = False  # look-ahead-safe prompts: no symbol, no calendar dates

@@ -18,7 +18,7 @@ from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, prepare_headlines
 from mytrader.config import TradingConfig
 from mytrader.features import FeatureFrame
-from mytrader.models import (Action, LlmAdvice, Mode, Position, RiskLevel, SentimentScore, StrategySignal,
+from mytrader.models import (Action, FeatureVector, LlmAdvice, Mode, Position, RiskLevel, SentimentScore, StrategySignal,
                              TimeHorizon, TradeDecision, make_decision_id)
 from mytrader.strategy import StrategyArrays, signal_at
 
@@ -62,12 +62,14 @@ class DecisionContext:
 
 
 class DecisionEngine:
-    def __init__(self, cfg: TradingConfig, advisor: LlmAdvisor | None):
-        self.cfg, self.advisor = cfg, advisor
+    def __init__(self, cfg: TradingConfig, advisor: LlmAdvisor | None, record_prompts: bool = True):
+        """`record_prompts`: log what the prompt carries with every decision (the pipeline does, for the
+        dataset export); a throughput backtest without an advisor may skip it."""
+        self.cfg, self.advisor, self.record_prompts = cfg, advisor, record_prompts
         self.version = cfg.version
 
-    def prompt_inputs(self, ctx: DecisionContext) -> tuple[PromptInputs, int]:
-        f = ctx.frame.row(ctx.i)
+    def prompt_inputs(self, ctx: DecisionContext, row: FeatureVector | None = None) -> tuple[PromptInputs, int]:
+        f = row or ctx.frame.row(ctx.i)
         cfg = self.cfg
         headlines, flags = prepare_headlines(ctx.headlines)
         sig = signal_at(ctx.arrays, ctx.i)
@@ -99,11 +101,12 @@ class DecisionEngine:
         row = ctx.frame.row(i)
         signal = signal_at(ctx.arrays, i)
         holding = ctx.position is not None and ctx.position.qty != 0
-        advice = llm = None
-        inputs, flags = self.prompt_inputs(ctx)
+        advice = llm = inputs = None
         memo = ctx.last_query
         queried = self.advisor is not None and should_query(
             cfg, int(ctx.arrays.action[i]), holding, i, row.rsi, ctx.sentiment.score, row.regime_trend, memo)
+        if queried or self.record_prompts:
+            inputs, flags = self.prompt_inputs(ctx, row)
         if queried:
             advice, llm = self.advisor.advise(inputs, row.ts.date().isoformat(), flags)
             memo = QueryMemo(i, row.rsi, ctx.sentiment.score, row.regime_trend)
@@ -116,7 +119,8 @@ class DecisionEngine:
             confidence=round(confidence, 3), position_size_pct=size, reference_price=row.close, stop_loss=stop,
             take_profit=target, time_horizon_bars=horizon, strategy=signal, advice=advice, llm=llm,
             sentiment=ctx.sentiment, features=row, reason=reason,
-            prompt_inputs=inputs.model_dump(mode="json"), sizing_equity=round(ctx.equity, 2),
+            prompt_inputs=inputs.model_dump(mode="json") if inputs is not None else None,
+            sizing_equity=round(ctx.equity, 2),
         )
         return decision, memo
 

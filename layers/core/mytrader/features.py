@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import talib
@@ -22,8 +23,17 @@ class FeatureFrame:
     def __len__(self) -> int:
         return len(self.series)
 
+    @cached_property
+    def valid_mask(self) -> list[bool]:
+        """Per bar: every feature defined (computed once, vectorised)."""
+        ok = np.ones(len(self.series), dtype=bool)
+        for a in self.cols.values():
+            ok &= np.isfinite(a)
+        ok[: MIN_BARS - 1] = False
+        return ok.tolist()
+
     def valid(self, i: int) -> bool:
-        return i >= MIN_BARS - 1 and all(np.isfinite(a[i]) for a in self.cols.values())
+        return self.valid_mask[i]
 
     def row(self, i: int) -> FeatureVector:
         c = self.cols

@@ -76,13 +76,15 @@ class LlmAdvisor:
         self.cache = cache if cache is not None else InMemoryResponseCache()
         self.budget = budget or TokenBudget(settings.daily_token_budget)
         self.stats = AdvisorStats()
+        static = {k: v for k, v in self.request(None).items() if k != "messages"}  # model, system, tools, params
+        self._static_key = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()
 
-    def request(self, inputs: PromptInputs) -> dict:
+    def request(self, inputs: PromptInputs | None) -> dict:
         mode = self.settings.response_mode
         req = {
             "modelId": self.model_id,
             "system": [{"text": system_prompt(mode)}],
-            "messages": [{"role": "user", "content": [{"text": user_prompt(inputs)}]}],
+            "messages": [{"role": "user", "content": [{"text": user_prompt(inputs) if inputs is not None else ""}]}],
             "inferenceConfig": {"maxTokens": self.settings.max_tokens, "temperature": self.settings.temperature},
         }
         if mode == "tool":
@@ -95,7 +97,8 @@ class LlmAdvisor:
         call = LlmCall(model_id=self.model_id, prompt_hash=prompt_hash(system, user, self.model_id),
                        injection_flags=injection_flags)
         self.stats.injection_flags += injection_flags
-        key = hashlib.sha256(json.dumps(req, sort_keys=True).encode()).hexdigest()
+        # the response cache key: hash(model id + system + tools + parameters) and the prompt
+        key = hashlib.sha256(f"{self._static_key}|{user}".encode()).hexdigest()
         cached = self.cache.get(key)
         if cached is not None:
             self.stats.cache_hits += 1

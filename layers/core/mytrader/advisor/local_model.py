@@ -90,16 +90,27 @@ class LocalAdvisorModel:
         user_text = next(b["text"] for m in req["messages"] if m["role"] == "user" for b in m["content"] if "text" in b)
         inputs = parse_inputs_from_prompt(user_text)
         answer = advise_from_inputs(inputs, weights)
-        sent = "".join(s.get("text", "") for s in req.get("system", [])) + json.dumps(req["messages"])
+        sent_chars = sum(len(s.get("text", "")) for s in req.get("system", [])) + len(json.dumps(req["messages"]))
+        out_text = json.dumps(answer, separators=(",", ":"))
         if "toolConfig" in req:
-            sent += json.dumps(req["toolConfig"])
+            sent_chars += _json_chars(req["toolConfig"])
             tool_id = "tooluse_" + hashlib.sha256(user_text.encode()).hexdigest()[:16]
             content = [{"toolUse": {"toolUseId": tool_id, "name": TOOL_NAME, "input": answer}}]
-            stop, out_text = "tool_use", json.dumps(answer)
+            stop = "tool_use"
         else:
-            out_text = json.dumps(answer, separators=(",", ":"))
             content, stop = [{"text": out_text}], "end_turn"
-        tin, tout = estimate_tokens(sent), estimate_tokens(out_text)
+        tin, tout = max(1, (sent_chars + 3) // 4), estimate_tokens(out_text)  # same rule as estimate_tokens
         return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
                 "usage": {"inputTokens": tin, "outputTokens": tout, "totalTokens": tin + tout},
                 "metrics": {"latencyMs": 0}}
+
+
+_CHARS: dict[str, int] = {}
+
+
+def _json_chars(tool_config: dict) -> int:
+    """Length of the tool configuration as sent; the schema is the same on every call, so measured once."""
+    key = ",".join(t["toolSpec"]["name"] + str(id(t["toolSpec"]["inputSchema"]["json"])) for t in tool_config["tools"])
+    if key not in _CHARS:
+        _CHARS[key] = len(json.dumps(tool_config))
+    return _CHARS[key]

@@ -1,0 +1,213 @@
+"""`make bench`: the figures in out/bench.json (one key per figure, units in the name). A benchmark, not a test.
+
+Sections: backtester throughput and the advisor's economy (issue 2), the pipeline on the embedded AWS
+(issue 3), the Lambda layer's size and each handler's import time with only the layer on the path (issue 4).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+from mytrader.market.series import BarSeries
+
+REPO = Path(__file__).resolve().parents[3]
+DATA = Path(__file__).resolve().parent / "local" / "data"
+
+
+def real_bars(target: int = 100_000) -> dict[str, BarSeries]:
+    """~100,000 daily bars from the real files: NVDA and ORCL repeated under distinct symbol names."""
+    from mytrader.market.sources import parse_price_csv
+
+    base = [parse_price_csv((DATA / "nvda-daily-1999-2014.csv").read_text(), "NVDA"),
+            parse_price_csv((DATA / "orcl-daily-1995-2014.csv").read_text(), "ORCL")]
+    out, k = {}, 0
+    while sum(len(s) for s in out.values()) < target:
+        s = base[k % 2]
+        name = f"{s.symbol}{k // 2}" if k >= 2 else s.symbol
+        out[name] = BarSeries(name, s.ts, s.open, s.high, s.low, s.close, s.volume)
+        k += 1
+    return out
+
+
+def bench_backtests(series: dict[str, BarSeries]) -> dict:
+    from mytrader.advisor.llm import LlmAdvisor
+    from mytrader.advisor.local_model import LocalAdvisorModel
+    from mytrader.backtest import Backtester, prepare
+    from mytrader.config import TradingConfig
+    from mytrader.engine import DecisionEngine
+    from mytrader.models import Mode
+
+    bars = sum(len(s) for s in series.values())
+    out: dict = {"backtest_bars": bars}
+    t0 = time.perf_counter()
+    states = {k: prepare(s) for k, s in series.items()}
+    out["features_and_signals_s"] = round(time.perf_counter() - t0, 3)
+    runs = {}
+    for label, mode in (("strategy_only", Mode.BASELINE), ("llm_local_consensus", Mode.CONSENSUS)):
+        cfg = TradingConfig(mode=mode)
+        times, last = [], None
+        for _ in range(3):
+            advisor = None if mode == Mode.BASELINE else LlmAdvisor(LocalAdvisorModel(), cfg.advisor)  # cold cache
+            bt = Backtester(cfg, DecisionEngine(cfg, advisor), keep_decisions=False)
+            t0 = time.perf_counter()
+            last = bt.run(states)
+            times.append(time.perf_counter() - t0)
+        best = min(times)
+        out[f"backtest_{label}_bars_per_s"] = round(bars / best)
+        out[f"backtest_{label}_median_s"] = round(statistics.median(times), 3)
+        runs[label] = last
+    m = runs["llm_local_consensus"].metrics
+    symbol_cycles = sum(max(0, len(s) - 1 - TradingConfig().warmup_bars) for s in series.values())
+    calls = m["llm_calls"]
+    out["advisor_llm_calls_per_symbol_cycle"] = round(calls / symbol_cycles, 4)
+    out["advisor_input_tokens_per_call"] = round(m["llm_input_tokens"] / max(1, calls), 1)
+    out["advisor_output_tokens_per_call"] = round(m["llm_output_tokens"] / max(1, calls), 1)
+    out["advisor_cost_per_call_usd_claude_haiku_4_5"] = round(m["cost_usd"] / max(1, calls), 6)
+    out["advisor_token_count_method"] = "characters/4 of system prompt + messages + tool schema, as sent"
+    # what dominates the LLM-assisted path
+    cfg = TradingConfig(mode=Mode.CONSENSUS)
+    bt = Backtester(cfg, DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor)), keep_decisions=False)
+    prof = cProfile.Profile()
+    prof.enable()
+    bt.run(states)
+    prof.disable()
+    buf = io.StringIO()
+    stats = pstats.Stats(prof, stream=buf).sort_stats("tottime")
+    top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]
+    total = sum(v[2] for v in stats.stats.values())
+    out["profile_llm_path_top_self_time"] = [
+        {"function": f"{Path(k[0]).name}:{k[2]}", "share": round(v[2] / total, 3)} for k, v in top]
+    return out
+
+
+def bench_advisor_real_files() -> dict:
+    """The advisor's economy on each real file alone, from a cold cache (per the issue)."""
+    from mytrader.backtest import run_modes
+    from mytrader.config import TradingConfig
+    from mytrader.market.sources import parse_price_csv
+
+    out = {}
+    for name in ("nvda-daily-1999-2014.csv", "orcl-daily-1995-2014.csv"):
+        sym = name.split("-")[0].upper()
+        s = parse_price_csv((DATA / name).read_text(), sym)
+        r = run_modes({sym: s}, ["consensus"], TradingConfig())["consensus"].metrics
+        cycles = len(s) - 1 - TradingConfig().warmup_bars
+        out[f"advisor_{sym.lower()}_llm_calls_per_symbol_cycle"] = round(r["llm_calls"] / cycles, 4)
+        out[f"advisor_{sym.lower()}_input_tokens_per_call"] = round(r["llm_input_tokens"] / r["llm_calls"], 1)
+        out[f"advisor_{sym.lower()}_output_tokens_per_call"] = round(r["llm_output_tokens"] / r["llm_calls"], 1)
+    return out
+
+
+def bench_pipeline() -> dict:
+    from mytrader.local.endpoint import EmbeddedAws
+    from mytrader.local.stack import LocalStack
+    from mytrader.market.calendar import nyse
+    from mytrader.market.sources import synthetic_series
+
+    out = {}
+    with EmbeddedAws() as aws:
+        stack = LocalStack(aws).create(extra_env={"CONCURRENCY": "48"})
+        s3 = stack.client("s3")
+        universe = [f"S{k:03d}" for k in range(500)]
+        for k, sym in enumerate(universe):
+            ser = synthetic_series(sym, 300, seed=k, start=date(2010, 1, 4))
+            rows = ["Date,Open,High,Low,Close,Volume"] + [
+                f"{ser.time(i).date()},{ser.open[i]:.4f},{ser.high[i]:.4f},{ser.low[i]:.4f},{ser.close[i]:.4f},"
+                f"{int(ser.volume[i])}" for i in range(len(ser))]
+            s3.put_object(Bucket=stack.bucket, Key=f"market-data/{sym}.csv", Body="\n".join(rows).encode())
+        aws.runtime.configure(latency_s=1.5)
+        at = nyse().session_close(date(2011, 2, 1))
+        stack.invoke("decision_cycle", {"scheduled_time": at.isoformat(), "universe": universe[:5]})  # warm container
+        t0 = time.perf_counter()
+        res = stack.invoke("decision_cycle", {"scheduled_time": nyse().session_close(date(2011, 2, 2)).isoformat(),
+                                              "universe": universe})
+        out["decision_cycle_500_symbols_converse_1_5s_wall_s"] = round(time.perf_counter() - t0, 2)
+        out["decision_cycle_500_symbols_llm_calls"] = res["llm_calls"]
+        out["decision_cycle_concurrency_threads"] = 48
+    with tempfile.TemporaryDirectory() as tmp:
+        from mytrader.local.demo import run_demo
+
+        t0 = time.perf_counter()
+        summary = run_demo(Path(tmp), with_finetune=False)
+        wall = time.perf_counter() - t0
+        out["pipeline_replay_decisions_per_s"] = round(summary["decisions"] / summary["timings_s"]["replay"], 2)
+        out["pipeline_demo_without_finetune_wall_s"] = round(wall, 1)
+        out["pipeline_replay_ms_per_tick"] = round(summary["timings_s"]["replay"] / summary["ticks"] * 1000, 1)
+    return out
+
+
+def bench_layer() -> dict:
+    sys.path.insert(0, str(REPO / "cdk"))
+    from mytrader_infra.bundling import build_layer
+
+    out = {}
+    arm = build_layer("arm64") / "python"
+    out["layer_unzipped_mb"] = round(sum(p.stat().st_size for p in arm.rglob("*") if p.is_file()) / 1e6, 1)
+    # Import times need a layer this machine can execute: the same requirements for its own platform and
+    # Python (the Lambda one is arm64/3.13). Measured with only that layer on sys.path (python -S -I).
+    local = _local_layer()
+    env = {"PYTHONPATH": str(local), "AWS_DEFAULT_REGION": "us-east-1", "TRADE_LOG_TABLE": "t", "IDEMPOTENCY_TABLE": "i",
+           "POWERTOOLS_SERVICE_NAME": "bench", "PATH": os.environ.get("PATH", "")}
+    for fn in ("decision_cycle", "executor", "outcomes"):
+        code = ("import time,importlib.util as u;t=time.perf_counter();"
+                f"s=u.spec_from_file_location('h','{REPO}/lambdas/{fn}/handler.py');m=u.module_from_spec(s);"
+                "s.loader.exec_module(m);print(time.perf_counter()-t)")
+        runs = []
+        for _ in range(5):
+            res = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=True)
+            runs.append(float(res.stdout.strip()))
+        out[f"import_{fn}_ms"] = round(statistics.median(runs) * 1000, 1)
+    out["import_measured_on"] = f"{sys.implementation.name} {sys.version.split()[0]} {os.uname().machine}, layer rebuilt for it"
+    return out
+
+
+def _local_layer() -> Path:
+    from mytrader_infra.bundling import CACHE, PACKAGE, REQUIREMENTS, _ignored, inputs_hash
+
+    import shutil
+
+    out = CACHE / f"bench-layer-{inputs_hash('x86_64')}"
+    target = out / "python"
+    if not (out / ".complete").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile",
+                        "--target", str(target), "-r", str(REQUIREMENTS)], check=True)
+        shutil.copytree(PACKAGE, target / "mytrader", ignore=lambda d, n: [x for x in n if _ignored(Path(d) / x)])
+        (out / ".complete").write_text("ok")
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", default="out/bench.json")
+    parser.add_argument("--only", default="backtest,advisor,pipeline,layer")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    path = Path(args.out)
+    results = json.loads(path.read_text()) if path.exists() else {}
+    sections = {"backtest": lambda: bench_backtests(real_bars()), "advisor": bench_advisor_real_files,
+                "pipeline": bench_pipeline, "layer": bench_layer}
+    for name, fn in sections.items():
+        if name in wanted:
+            t0 = time.perf_counter()
+            results.update(fn())
+            print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    results["machine"] = f"{os.cpu_count()} cores, {sys.platform}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
