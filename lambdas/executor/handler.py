@@ -38,6 +38,11 @@ def _execute(decision: dict) -> dict:
     d, clock, _, _ = deps()
     result = execute_decision(TradeDecision.model_validate(decision), clock.now(), d)
     metrics.add_metric(name=f"Decision{result['result'].title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    reason = result.get("reason", "")
+    if "kill_switch" in reason or "daily_loss_limit" in reason:
+        metrics.add_metric(name="KillSwitchRejections", unit=MetricUnit.Count, value=1)
+    if "pnl" in result:
+        metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result["pnl"])
     return result
 
 

@@ -27,4 +27,5 @@ def lambda_handler(event, context):
     result = run_outcomes(clock.now(), d, market, aws.sqs, SETTINGS.decisions_queue_url, SETTINGS.decisions_dlq_url)
     for key in ("closed", "reconciled", "resent", "dead_lettered", "errors"):
         metrics.add_metric(name=f"Outcomes{key.title().replace('_', '')}", unit=MetricUnit.Count, value=result[key])
+    metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.get("realised_pnl", 0.0))
     return result

@@ -140,6 +140,7 @@ class EmbeddedAws:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         apply_workarounds(self)
+        self.reset()  # moto's state is per process: each embedded AWS starts empty
         log.info("embedded AWS (local emulation) on %s", self.url)
         return self
 
@@ -156,10 +157,13 @@ class EmbeddedAws:
         self._saved_env.clear()
 
     def reset(self) -> None:
-        """Forget every resource (moto's reset API)."""
+        """Forget every resource (moto's reset API), then switch Step Functions execution back on."""
         import requests
 
-        requests.post(f"{self.url}/moto-api/reset", timeout=10)
+        from mytrader.local.moto_workarounds import apply as apply_workarounds_config
+
+        requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
+        apply_workarounds_config(self)
 
     def __enter__(self) -> EmbeddedAws:
         return self.start()

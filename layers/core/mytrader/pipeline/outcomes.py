@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq_url: str,
                  resend_after: timedelta = timedelta(minutes=10)) -> dict:
     tl = deps.tradelog
-    summary = {"closed": 0, "held": 0, "reconciled": 0, "resent": 0, "dead_lettered": 0, "errors": 0}
+    summary = {"closed": 0, "held": 0, "reconciled": 0, "resent": 0, "dead_lettered": 0, "errors": 0,
+               "realised_pnl": 0.0}
     for row in tl.position_rows():
         pos = Position.model_validate_json(row["doc"])
         try:
@@ -36,9 +37,10 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
                 summary["held"] += 1
                 continue
             price, reason = hit
-            close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=price, quote=price,
-                           exit_ts=s.time(i))
+            closed = close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=price, quote=price,
+                                    exit_ts=s.time(i))
             summary["closed"] += 1
+            summary["realised_pnl"] = round(summary["realised_pnl"] + closed.get("pnl", 0.0), 2)
         except Exception as exc:
             log.exception("outcome check failed for %s", pos.symbol)
             summary["errors"] += 1
