@@ -1,6 +1,8 @@
 """Decision cycle: EventBridge Scheduler -> decisions for the universe -> trade log + SQS FIFO."""
 from __future__ import annotations
 
+from functools import cache
+
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
@@ -10,14 +12,9 @@ from mytrader.pipeline.settings import PipelineSettings
 from mytrader.pipeline.wiring import decision_cycle_deps
 
 SETTINGS = PipelineSettings.from_env()
-_deps = None
+deps = cache(lambda: decision_cycle_deps(SETTINGS))  # built once per container, on first use
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        _deps = decision_cycle_deps(SETTINGS)
-    return _deps
 
 
 @logger.inject_lambda_context

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
@@ -20,18 +21,13 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)
 persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table)
 idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
                                 expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
-_deps = None
+deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
 
 
 class MalformedMessage(ValueError):
     """Never succeeds on retry: it reaches the DLQ after the configured receives."""
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        _deps = exec_deps(SETTINGS)
-    return _deps
 
 
 def _execute(decision: dict) -> dict:

@@ -1,24 +1,21 @@
 """Fine-tuning workflow tasks: one action per Step Functions state (see finetune.asl.json)."""
 from __future__ import annotations
 
+from functools import cache
+
 from mytrader.observability import logger, metrics, tracer
 from mytrader.pipeline.learning import apply_defaults
 from mytrader.pipeline.settings import PipelineSettings
 from mytrader.pipeline.wiring import learning_deps
 
 SETTINGS = PipelineSettings.from_env()
-_deps = None
+deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
 
 
 class UnknownAction(ValueError):
     pass
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        _deps = learning_deps(SETTINGS)
-    return _deps
 
 
 @logger.inject_lambda_context

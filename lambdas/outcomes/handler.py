@@ -1,6 +1,8 @@
 """Outcomes: close on stop/target/time, reconcile orders, re-send stuck decisions, mark dead letters."""
 from __future__ import annotations
 
+from functools import cache
+
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mytrader.observability import logger, metrics, tracer
@@ -9,14 +11,9 @@ from mytrader.pipeline.settings import PipelineSettings
 from mytrader.pipeline.wiring import exec_deps
 
 SETTINGS = PipelineSettings.from_env()
-_deps = None
+deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
 
 
-def deps():
-    global _deps
-    if _deps is None:
-        _deps = exec_deps(SETTINGS)
-    return _deps
 
 
 @logger.inject_lambda_context
