@@ -18,21 +18,12 @@ from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, prepare_headlines
 from mytrader.config import TradingConfig
 from mytrader.features import FeatureFrame
-from mytrader.models import (Action, FeatureVector, LlmAdvice, Mode, Position, RiskLevel, SentimentScore, StrategySignal,
+from mytrader.models import (Action, FeatureVector, LlmAdvice, Mode, Position, QueryMemo, RiskLevel, SentimentScore, StrategySignal,
                              TimeHorizon, TradeDecision, make_decision_id)
 from mytrader.strategy import StrategyArrays, signal_at
 
 RISK_FACTOR = {RiskLevel.LOW: 1.0, RiskLevel.MEDIUM: 0.75, RiskLevel.HIGH: 0.5}
 TARGET_DAILY_VOL = 0.025  # positions shrink when ATR/price exceeds this
-
-
-@dataclass(frozen=True)
-class QueryMemo:
-    """What the LLM was last asked about for a symbol; persisted between cycles (trade log in the pipeline)."""
-    bar_index: int
-    rsi: float
-    sentiment: float
-    regime: str
 
 
 def should_query(cfg: TradingConfig, strategy_action: int, holding: bool, i: int, rsi: float, sentiment: float,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
@@ -240,6 +241,15 @@ class Position(BaseModel):
     time_limit_bars: int = 20
     bars_held: int = 0
     llm_action: Action | None = None
+
+
+@dataclass(frozen=True)
+class QueryMemo:
+    """What the LLM was last asked about for a symbol; persisted between cycles (trade log in the pipeline)."""
+    bar_index: int
+    rsi: float
+    sentiment: float
+    regime: str
 
 
 class TradeOutcome(BaseModel):

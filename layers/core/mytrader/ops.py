@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import boto3
 
 from mytrader.models import Action, DecisionStatus, Mode, StrategySignal, TradeDecision, make_decision_id
-from mytrader.pipeline.decision_cycle import send_decision
+from mytrader.pipeline.queue import send_decision
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, TRADE_LOG, parameter_names
 from mytrader.tradelog import TradeLog
 

@@ -20,8 +20,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mytrader.engine import QueryMemo
-from mytrader.models import DecisionStatus, Fill, Order, Position, TradeDecision, TradeOutcome
+from mytrader.models import DecisionStatus, Fill, Order, Position, QueryMemo, TradeDecision, TradeOutcome
 from mytrader.risk import AccountState
 
 _ser, _de = TypeSerializer(), TypeDeserializer()

@@ -6,16 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from mytrader.errors import DataQualityError  # noqa: F401  (re-exported)
 from mytrader.models import Bar
-
-
-class DataQualityError(ValueError):
-    """Market data that must not be traded on. The message says what and where."""
-
-    def __init__(self, symbol: str, problem: str):
-        super().__init__(f"{symbol}: {problem}")
-        self.symbol = symbol
-        self.problem = problem
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ import boto3
 from botocore.config import Config
 
 from mytrader.clock import SystemClock, parse_utc
-from mytrader.market.series import BarSeries, DataQualityError, check_fresh
-from mytrader.market.sources import parse_price_csv
+from mytrader.errors import DataQualityError
 from mytrader.pipeline.settings import PipelineSettings
 from mytrader.stack_spec import PARAMETER_DEFAULTS, SENTIMENT_TTL_S, parameter_names
 
@@ -97,9 +96,11 @@ class S3MarketData:
 
     def __init__(self, s3, bucket: str, max_staleness: timedelta = timedelta(days=5), ttl_s: float = 300):
         self.s3, self.bucket, self.max_staleness, self.ttl_s = s3, bucket, max_staleness, ttl_s
-        self._cache: dict[str, tuple[float, BarSeries]] = {}
+        self._cache: dict[str, tuple] = {}
 
-    def full(self, symbol: str) -> BarSeries:
+    def full(self, symbol: str):
+        from mytrader.market.sources import parse_price_csv  # numpy, only when prices are read
+
         hit = self._cache.get(symbol)
         if hit and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1]
@@ -111,7 +112,9 @@ class S3MarketData:
         self._cache[symbol] = (time.monotonic(), series)
         return series
 
-    def history(self, symbol: str, as_of: datetime) -> BarSeries:
+    def history(self, symbol: str, as_of: datetime):
+        from mytrader.market.series import check_fresh
+
         s = self.full(symbol).upto(as_of)
         if len(s) == 0:
             raise DataQualityError(symbol, f"no bars at or before {as_of.isoformat()}")

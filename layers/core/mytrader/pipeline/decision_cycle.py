@@ -23,7 +23,8 @@ from mytrader.config import AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine
 from mytrader.features import compute_features
 from mytrader.market.calendar import nyse
-from mytrader.market.series import DataQualityError
+from mytrader.errors import DataQualityError
+from mytrader.pipeline.queue import send_decision
 from mytrader.pipeline.settings import response_mode_for
 from mytrader.models import Action, DecisionStatus, SentimentScore, TradeDecision, make_decision_id
 from mytrader.strategy import strategy_arrays
@@ -175,12 +176,6 @@ def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: Deci
     return {"symbol": symbol, "result": "sent" if created else "resent", "decision_id": decision.decision_id,
             "action": decision.action.value, "llm": decision.llm is not None,
             "fallback": bool(decision.llm and decision.llm.fallback_reason)}
-
-
-def send_decision(sqs, queue_url: str, decision: TradeDecision) -> None:
-    body = decision.model_dump_json(exclude={"features", "prompt_inputs"})
-    sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId=decision.symbol,
-                     MessageDeduplicationId=decision.decision_id)
 
 
 def _news(deps: CycleDeps, symbol: str, as_of: datetime) -> tuple[SentimentScore, list[str]]:

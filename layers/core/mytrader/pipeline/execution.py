@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from mytrader.broker import BrokerError, BrokerOrder, new_order
 from mytrader.config import TradingConfig
 from mytrader.market.calendar import nyse
-from mytrader.market.series import DataQualityError
+from mytrader.errors import DataQualityError
 from mytrader.models import Action, DecisionStatus, Fill, OrderSide, Position, TradeDecision
 from mytrader.portfolio import close_outcome, cooldown_end
 from mytrader.risk import check_entry

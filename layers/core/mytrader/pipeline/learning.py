@@ -17,7 +17,7 @@ from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
 from mytrader.advisor.prompt import parse_inputs_from_prompt
 from mytrader.config import AdvisorSettings
 from mytrader.labels import forward_return
-from mytrader.market.series import DataQualityError
+from mytrader.errors import DataQualityError
 from mytrader.models import Action, TradeDecision
 from mytrader.stack_spec import parameter_names
 from mytrader.tradelog import TradeLog

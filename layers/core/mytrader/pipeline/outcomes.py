@@ -7,7 +7,7 @@ import logging
 from datetime import datetime, timedelta
 
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
-from mytrader.pipeline.decision_cycle import send_decision
+from mytrader.pipeline.queue import send_decision
 from mytrader.pipeline.execution import ExecDeps, close_position
 from mytrader.portfolio import exit_on_bar
 from mytrader.tradelog import TradeLog

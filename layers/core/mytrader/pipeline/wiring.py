@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from mytrader.pipeline.adapters import (Aws, DynamoSentimentCache, DynamoTokenBudget, Params, S3MarketData,
                                         broker_credentials, make_clock)
-from mytrader.pipeline.decision_cycle import CycleDeps
 from mytrader.pipeline.execution import ExecDeps
 from mytrader.pipeline.settings import PipelineSettings
 from mytrader.portfolio import Costs
@@ -42,7 +41,9 @@ def news_context(settings: PipelineSettings, aws: Aws):
     return NewsContext(CsvHeadlineSource(text=body), SentimentAnalyzer(scorer, cache), market_wide=True)
 
 
-def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None) -> CycleDeps:
+def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None):
+    from mytrader.pipeline.decision_cycle import CycleDeps  # numpy/TA-Lib: the decision cycle only
+
     aws = aws or Aws()
     params = Params(settings, aws.ssm)
     tl = TradeLog(aws.dynamodb, settings.trade_log_table)
