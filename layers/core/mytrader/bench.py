@@ -117,7 +117,7 @@ def bench_pipeline() -> dict:
 
     out = {}
     with EmbeddedAws() as aws:
-        stack = LocalStack(aws).create(extra_env={"CONCURRENCY": "48"})
+        stack = LocalStack(aws).create(extra_env={"CONCURRENCY": "64"})
         s3 = stack.client("s3")
         universe = [f"S{k:03d}" for k in range(500)]
         for k, sym in enumerate(universe):
@@ -134,7 +134,7 @@ def bench_pipeline() -> dict:
                                               "universe": universe})
         out["decision_cycle_500_symbols_converse_1_5s_wall_s"] = round(time.perf_counter() - t0, 2)
         out["decision_cycle_500_symbols_llm_calls"] = res["llm_calls"]
-        out["decision_cycle_concurrency_threads"] = 48
+        out["decision_cycle_concurrency_threads"] = 64
     with tempfile.TemporaryDirectory() as tmp:
         from mytrader.local.demo import run_demo
 

@@ -112,10 +112,12 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out"),
          finetune: bool = typer.Option(True, "--finetune/--no-finetune", help="run the fine-tuning workflow after the replay")):
     """The serverless pipeline end to end on an embedded AWS (no account needed): replay, report, summary."""
     import logging
+    import warnings
 
     from mytrader.local.demo import run_demo
 
     logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, local mode
     console.print("[bold]MyTrader demo[/bold]: embedded AWS (moto + local services), local advisor model (not an LLM)")
     with _progress() as prog:
         task = prog.add_task("replaying sessions", total=None)

@@ -25,7 +25,7 @@ class PipelineSettings(BaseModel):
     market_data: str = Field("s3", pattern="^(s3|alpaca)$")
     news_source: str = Field("none", pattern="^(none|s3|alpaca)$")
     sentiment_scorer: str = Field("comprehend", pattern="^(comprehend|lexicon)$")
-    concurrency: int = Field(32, ge=1, le=64)
+    concurrency: int = Field(64, ge=1, le=64)  # symbols decided in parallel (bounded by Bedrock quotas)
     idempotency: bool = True  # the control experiment switches it off; never off in a deployment
     params_max_age_s: int = 5
     initial_equity: float = 100_000.0
