@@ -139,7 +139,7 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
                             "confidence": d.advice.confidence, "size %": d.position_size_pct,
                             "reasoning": d.advice.reasoning, "key factors": ", ".join(d.advice.key_factors)})
     css = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:980px;color:#111827}"
-           "table{border-collapse:collapse;font-size:12px;margin:8px 0 20px}td,th{border:1px solid #e5e7eb;"
+           "table{border-collapse:collapse;font-size:11px;margin:8px 0 20px;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #e5e7eb;"
            "padding:3px 6px;text-align:right}th{background:#f3f4f6}td:first-child{text-align:left}"
            ".note{background:#fef3c7;padding:8px 12px;border-radius:6px;font-size:13px}")
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
@@ -150,7 +150,7 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
 <ul>{note_html}</ul>
 <h2>Summary</h2>{_table(rows, metric_cols)}
 <h2>Equity</h2>{_line_chart(equity, "Equity (log scale)", log_scale=True)}
-<h2>Drawdowns</h2>{_line_chart(dd, "Drawdown from peak", fmt=lambda v: f"{v:.0%}")}
+<h2>Drawdowns</h2>{_line_chart(dd, "Drawdown from peak", fmt=lambda v: f"{v:.1%}")}
 <h2>Decision mix</h2>{_decision_mix(decided.decisions if decided else [])}
 <h2>Advisor accuracy by confidence</h2>
 <p>Accuracy: the advice matched the hindsight label (forward return over the horizon, HOLD band ±1.5 %).</p>

@@ -51,10 +51,11 @@ def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestRes
     per_coid = Counter(o.client_order_id for o in ledger)
     outcomes = sorted(tl.outcomes(), key=lambda o: (o.exit_ts, o.symbol))
     fills = tl.fills()
-    scored = [(0.0, o.llm_right) for o in outcomes if o.llm_right is not None]
+    llm_decisions = _llm_decisions(tl, res.symbols)
+    scored = _scored(llm_decisions, series)  # the backtester's definition: advice vs the hindsight label
     metrics = performance([e for _, e in res.equity], outcomes, cfg.initial_equity, exposure=0.0, llm_scored=scored,
                           llm_calls=res.llm_calls, cost_usd=res.cost_usd)
-    metrics.pop("exposure")
+    metrics["exposure"] = None  # not tracked per bar by the pipeline driver
     summary = {
         "emulation": LABEL, "symbols": res.symbols, "start": DEMO_START.isoformat(), "end": DEMO_END.isoformat(),
         "ticks": res.ticks, "decisions": decisions, "expected_decisions": res.expected_decisions,
@@ -68,8 +69,22 @@ def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestRes
         "non_terminal": states.get("PENDING", 0), "executor_batches": res.drains.batches,
         "executor_failures": res.drains.failed, "cycle_errors": res.cycle_errors,
     }
-    demo_result = BacktestResult("demo", metrics, outcomes, res.equity, _llm_decisions(tl, res.symbols))
+    demo_result = BacktestResult("demo", metrics, outcomes, res.equity, llm_decisions, llm_scored=scored)
     return summary, demo_result
+
+
+def _scored(decisions: list[TradeDecision], series) -> list[tuple[float, bool]]:
+    from mytrader.labels import forward_return, label_for_return
+
+    out = []
+    for d in decisions:
+        if d.advice is None or (d.llm and d.llm.fallback_reason):
+            continue
+        s, i = series[d.symbol], series[d.symbol].index_of(d.bar_ts)
+        fr = forward_return(s.open, s.close, i, d.time_horizon_bars) if i >= 0 else None
+        if fr is not None:
+            out.append((d.advice.confidence, d.advice.decision == label_for_return(fr)))
+    return out
 
 
 def _llm_decisions(tl: TradeLog, symbols) -> list[TradeDecision]:
@@ -103,6 +118,15 @@ def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, Ba
     bt = Backtester(cfg, DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor)),
                     trade_from=cal.session_close(DEMO_START))
     result = bt.run(states)
+    # the backtest's curve and figures over the demo's window only (it computed features from 1995 on)
+    start = cal.session_close(DEMO_START)
+    window = [(t, e) for t, e in result.equity if t >= start]
+    result.equity = window
+    stats = {k: v for k, v in result.metrics.items() if k.startswith("llm_") or k == "rejected_by_risk"}
+    result.metrics = {**performance([e for _, e in window], result.trades, window[0][1] if window else cfg.initial_equity,
+                                    exposure=result.metrics["exposure"], llm_scored=result.llm_scored,
+                                    llm_calls=result.metrics["llm_calls"], cost_usd=result.metrics["cost_usd"]),
+                      **{k: v for k, v in stats.items() if k not in ("llm_accuracy", "llm_calls")}}
     tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
     pipeline = sorted((f.filled_at.astimezone(UTC).date().isoformat(), f.symbol, f.side.value, f.qty, round(f.price, 4))
                       for f in tl.fills())
