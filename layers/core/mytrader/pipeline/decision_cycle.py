@@ -12,7 +12,7 @@ import random
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
@@ -71,13 +71,11 @@ class CycleDeps:
     crash_before_send: float = 0.0
     account_ready: bool = False
     rolled_day: str = ""
+    crashed: set[str] = field(default_factory=set)  # fault injection: each decision crashes at most once
 
 
 class CrashInjected(RuntimeError):
     """Fault injection on the embedded AWS: the process 'dies' between the write and the send."""
-
-
-_crashed: set[str] = set()  # each decision crashes at most once: the redelivered schedule then succeeds
 
 
 def run_cycle(event: dict, deps: CycleDeps) -> dict:
@@ -169,8 +167,8 @@ def _cycle_symbol(symbol: str, as_of: datetime, cfg: TradingConfig, engine: Deci
             return {"symbol": symbol, "result": "already_done", "decision_id": decision.decision_id}
         decision = deps.tradelog.get_decision(decision.decision_id) or decision
     if deps.crash_before_send and random.Random(decision.decision_id).random() < deps.crash_before_send \
-            and decision.decision_id not in _crashed:
-        _crashed.add(decision.decision_id)
+            and decision.decision_id not in deps.crashed:
+        deps.crashed.add(decision.decision_id)
         raise CrashInjected(f"injected crash between the decision write and the send ({symbol})")
     send_decision(deps.sqs, deps.queue_url, decision)
     return {"symbol": symbol, "result": "sent" if created else "resent", "decision_id": decision.decision_id,

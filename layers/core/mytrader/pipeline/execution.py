@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from mytrader.broker import BrokerError, BrokerOrder, new_order
@@ -32,14 +32,12 @@ class CrashInjected(RuntimeError):
     """Fault injection on the embedded AWS: the executor 'dies' after the broker accepted an order."""
 
 
-_crashed: set[str] = set()
-
-
-def _should_crash(rate: float, key: str) -> bool:
-    """Deterministic per order: crashes at most once per client_order_id, for a `rate` share of orders."""
-    if rate <= 0 or key in _crashed or random.Random(key).random() >= rate:
+def _should_crash(deps: ExecDeps, key: str) -> bool:
+    """Deterministic per order: crashes at most once per client_order_id (per container), for a share of orders."""
+    rate = deps.crash_after_broker
+    if rate <= 0 or key in deps.crashed or random.Random(key).random() >= rate:
         return False
-    _crashed.add(key)
+    deps.crashed.add(key)
     return True
 
 
@@ -54,9 +52,8 @@ class ExecDeps:
     idempotent: bool = True
     crash_after_broker: float = 0.0
     broker_error_rate: float = 0.0
-
-
-_broker_faults: list[str] = []
+    crashed: set[str] = field(default_factory=set)  # fault injection memory (embedded AWS only)
+    broker_faults: list[str] = field(default_factory=list)
 
 
 def execute_decision(decision: TradeDecision, now: datetime, deps: ExecDeps) -> dict:
@@ -139,11 +136,12 @@ def _open_position(decision: TradeDecision, now: datetime, deps: ExecDeps) -> di
 
 
 def _submit(deps: ExecDeps, order, quote: float, fill_price: float | None = None) -> BrokerOrder:
-    if deps.broker_error_rate and random.Random(f"{order.client_order_id}:{len(_broker_faults)}").random() < deps.broker_error_rate:
-        _broker_faults.append(order.client_order_id)
+    if deps.broker_error_rate and random.Random(f"{order.client_order_id}:{len(deps.broker_faults)}").random() \
+            < deps.broker_error_rate:
+        deps.broker_faults.append(order.client_order_id)
         raise BrokerError("injected broker fault (HTTP 503)", retryable=True)
     placed = deps.broker.submit(order, quote, fill_price)
-    if _should_crash(deps.crash_after_broker, order.client_order_id):
+    if _should_crash(deps, order.client_order_id):
         raise CrashInjected(f"injected crash after the broker accepted {order.client_order_id}")
     return placed
 
