@@ -111,3 +111,27 @@ def test_a_failed_job_fails_the_workflow_and_notifies(stack):
 def test_console_input_is_validated(stack):
     out = run(stack, no_such_setting=1)
     assert out["execution_status"] == "FAILED" and "no_such_setting" in out["cause"]
+
+
+@pytest.mark.parametrize("answer", ["approve", "reject"])
+def test_manual_approval_through_the_cli(stack, embedded, answer):
+    import time
+
+    learnable_world(stack)
+    arn = start_finetune(stack, {"poll_seconds": 1, "require_approval": True})
+    ssm = stack.client("ssm")
+    for _ in range(120):  # the workflow pauses on its task token once the candidate is evaluated
+        try:
+            ssm.get_parameter(Name=f"/{stack.prefix}/pending-approval")
+            break
+        except ssm.exceptions.ParameterNotFound:
+            time.sleep(0.5)
+    res = CliRunner().invoke(app, ["finetune", answer, "--prefix", stack.prefix])
+    assert res.exit_code == 0, res.output
+    out = execution_summary(stack, wait_execution(stack, arn))
+    assert out["execution_status"] == "SUCCEEDED"
+    if answer == "approve":
+        assert out["promoted"] and stack.get_param("ACTIVE_MODEL") == out["candidate_model_id"]
+    else:
+        assert not out["promoted"] and stack.get_param("ACTIVE_MODEL") == "local.advisor-model-v1"
+        assert out["candidate_model_id"] not in embedded.control.deployments

@@ -185,3 +185,22 @@ def test_kill_switch_blocks_entries_but_not_exits(stack):
     rejected = tl.decisions_by_status("REJECTED")
     assert rejected and all("kill_switch" in r["status_reason"] for r in rejected)
     assert tl.fills() == [] and res.expected_decisions == sum(tl.count_by_status().values())
+
+
+def test_comprehend_errors_leave_decisions_made_without_sentiment(make_stack, embedded):
+    # Given headlines to score and Comprehend failing every call
+    stack = make_stack(extra_env={"NEWS_SOURCE": "s3"})
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="news/headlines.csv",
+                                  Body=b"Date,News\n2011-02-28,Chip makers rally on record demand\n")
+    embedded.comprehend.fail_rate = 1.0
+    out = cycle(stack, ["NVDA", "ORCL"])
+    # Then both symbols still decided, each record says the sentiment was unavailable
+    assert out["status"] == "ok" and {r["result"] for r in out["per_symbol"]} <= {"hold", "sent"}
+    tl = tradelog(stack)
+    docs = [tl.get_decision(r["decision_id"]) for r in out["per_symbol"]]
+    assert all(d.sentiment.scorer == "unavailable" and d.sentiment.n_items == 0 for d in docs)
+    # and with Comprehend back, the same headline is scored (and cached) on the next cycle
+    embedded.comprehend.fail_rate = 0.0
+    out = cycle(stack, ["NVDA"], nyse().session_close(date(2011, 3, 2)))
+    d = tl.get_decision(out["per_symbol"][0]["decision_id"])
+    assert d.sentiment.scorer == "comprehend" and d.sentiment.n_items == 1
