@@ -17,6 +17,7 @@ class AlpacaFixture:
         self.fail_next: list[int] = []  # HTTP statuses to answer the next order posts with
         self.bars: dict[str, list[dict]] = {}
         self.news: list[dict] = []
+        self.last_trade: dict[str, float] = {}
         self.page_size = 2
         fixture = self
 
@@ -75,6 +76,12 @@ class AlpacaFixture:
                     page = rows[start:start + fixture.page_size]
                     nxt = str(start + fixture.page_size) if start + fixture.page_size < len(rows) else None
                     return self._send(200, {"bars": page, "symbol": symbol, "next_page_token": nxt})
+                if url.path.startswith("/v2/stocks/") and url.path.endswith("/trades/latest"):
+                    symbol = url.path.split("/")[3]
+                    if symbol not in fixture.last_trade:
+                        return self._send(404, {"message": "not found"})
+                    return self._send(200, {"symbol": symbol, "trade": {"t": "2024-01-02T15:00:00Z", "x": "V",
+                                                                        "p": fixture.last_trade[symbol], "s": 100}})
                 if url.path == "/v1beta1/news":
                     return self._send(200, {"news": fixture.news, "next_page_token": None})
                 self._send(404, {"message": "not found"})

@@ -87,3 +87,13 @@ def test_executor_with_alpaca_survives_crashes_without_duplicates(make_stack, al
     assert states["PENDING"] == 0
     assert len(tradelog(stack).fills()) == len(coids)
     json.dumps(states)
+
+
+def test_latest_trade_quote_and_bars_for_the_executor_and_outcomes(alpaca):
+    alpaca.last_trade["AAPL"] = 187.25
+    alpaca.bars["AAPL"] = [{"t": "2024-01-02T05:00:00Z", "o": 10, "h": 11, "l": 9, "c": 10.5, "v": 1000}]
+    md = AlpacaMarketData("k", "s", base_url=alpaca.url)
+    assert md.quote("AAPL", NOW) == 187.25
+    assert md.bar_at("AAPL", datetime(2024, 1, 3, tzinfo=UTC)) == 0 and len(md.full("AAPL")) == 1
+    with pytest.raises(DataQualityError, match="latest trade HTTP 404"):
+        md.quote("NONE", NOW)

@@ -181,6 +181,29 @@ class AlpacaMarketData:
         series = BarSeries.from_arrays(symbol, ts, *cols)
         return series.upto(as_of)
 
+    # -- what the executor and outcomes need in a deployment -----------------------------------------
+    def full(self, symbol: str) -> BarSeries:
+        """Every bar up to now (the broker's present: a deployed executor trades at the wall clock)."""
+        return self.history(symbol, datetime.now(UTC))
+
+    def bar_at(self, symbol: str, at: datetime) -> int:
+        s = self.full(symbol)
+        return int(s.ts.searchsorted(int(at.timestamp()), side="right")) - 1
+
+    def quote(self, symbol: str, at: datetime) -> float:
+        """Latest trade price (GET /v2/stocks/{symbol}/trades/latest) for the paper broker's fills."""
+        resp = self._http.get(f"{self.base_url}/v2/stocks/{symbol}/trades/latest", params={"feed": self.feed},
+                              timeout=self.timeout)
+        if resp.status_code != 200:
+            raise DataQualityError(symbol, f"alpaca latest trade HTTP {resp.status_code}")
+        try:
+            price = float(resp.json()["trade"]["p"])
+        except (KeyError, TypeError, ValueError):
+            raise DataQualityError(symbol, "malformed alpaca latest trade") from None
+        if not price > 0:
+            raise DataQualityError(symbol, f"non-positive quote {price}")
+        return price
+
 
 def _iso(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
