@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field, ValidationError
@@ -19,6 +20,7 @@ from mytrader.config import AdvisorSettings
 from mytrader.labels import forward_return
 from mytrader.errors import DataQualityError
 from mytrader.models import Action, TradeDecision
+from mytrader.pipeline.settings import response_mode_for
 from mytrader.stack_spec import parameter_names
 from mytrader.tradelog import TradeLog
 
@@ -161,13 +163,20 @@ class FinetuneTasks:
     def score(self, model_id: str, records: list[dict], outcomes: list[dict]) -> dict:
         """Replay validation prompts through a model: accuracy against the hindsight labels and the
         simulated return of following its calls (long-only: a BUY earns the forward return)."""
-        mode = "json" if "custom-model" in model_id or model_id.startswith("arn:") else "tool"
-        advisor = LlmAdvisor(self.runtime, AdvisorSettings(model_id=model_id, response_mode=mode),
+        advisor = LlmAdvisor(self.runtime, AdvisorSettings(model_id=model_id, response_mode=response_mode_for(model_id)),
                              cache=InMemoryResponseCache())
-        hits, ret, fallbacks = 0, 0.0, 0
-        for rec, out in zip(records, outcomes):
+
+        def ask(pair):
+            rec, out = pair
             user = rec["messages"][0]["content"][0]["text"]
-            advice, call = advisor.advise(parse_inputs_from_prompt(user), out["bar_ts"][:10])
+            advice, _ = advisor.advise(parse_inputs_from_prompt(user), out["bar_ts"][:10])
+            return advice, out
+
+        # in parallel: a few hundred Converse calls per model must fit one task's Lambda timeout
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(ask, zip(records, outcomes)))
+        hits, ret, fallbacks = 0, 0.0, 0
+        for advice, out in answers:
             pred = advice.decision if advice is not None else Action.HOLD
             fallbacks += advice is None
             hits += pred.value == out["label"]
