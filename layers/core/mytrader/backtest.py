@@ -70,8 +70,10 @@ class Backtester:
     def __init__(self, cfg: TradingConfig, engine: DecisionEngine, news: NewsContext | None = None,
                  keep_decisions: bool = True, trade_from: datetime | None = None):
         self.cfg, self.engine, self.news = cfg, engine, news
-        if not keep_decisions and engine.advisor is None:
-            engine.record_prompts = False  # nothing will read them: a pure-throughput strategy run
+        if not keep_decisions:  # a throughput run: nothing reads the decision records afterwards
+            engine.record_prompts = False
+            if engine.advisor is not None:
+                engine.advisor.keep_raw = False
         self.trade_from = int(trade_from.timestamp()) if trade_from else None
         self.costs = Costs(cfg.fee_bps, cfg.slippage_bps)
         self.keep_decisions = keep_decisions

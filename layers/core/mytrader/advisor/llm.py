@@ -76,6 +76,7 @@ class LlmAdvisor:
         self.cache = cache if cache is not None else InMemoryResponseCache()
         self.budget = budget or TokenBudget(settings.daily_token_budget)
         self.stats = AdvisorStats()
+        self.keep_raw = True  # the raw answer is logged with each decision; throughput backtests skip it
         static = {k: v for k, v in self.request(None).items() if k != "messages"}  # model, system, tools, params
         self._static_key = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()
 
@@ -105,7 +106,7 @@ class LlmAdvisor:
             call.cached = True
             try:
                 advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")))
-                call.raw_answer = _raw(cached)
+                call.raw_answer = _raw(cached) if self.keep_raw else None
                 return advice, call
             except AdviceError:
                 pass  # a cached bad answer is asked again
@@ -132,7 +133,7 @@ class LlmAdvisor:
                     log.info("advisor answer invalid (%s); asking once more", err)
                     continue
                 return None, self._fallback(call, f"invalid_output:{err.kind}")
-            call.raw_answer = _raw(response)
+            call.raw_answer = _raw(response) if self.keep_raw else None
             self.cache.put(key, response)
             return advice, call
         raise AssertionError("unreachable")
