@@ -59,11 +59,12 @@ class DecisionEngine:
         self.cfg, self.advisor, self.record_prompts = cfg, advisor, record_prompts
         self.version = cfg.version
 
-    def prompt_inputs(self, ctx: DecisionContext, row: FeatureVector | None = None) -> tuple[PromptInputs, int]:
+    def prompt_inputs(self, ctx: DecisionContext, row: FeatureVector | None = None,
+                      signal: StrategySignal | None = None) -> tuple[PromptInputs, int]:
         f = row or ctx.frame.row(ctx.i)
         cfg = self.cfg
         headlines, flags = prepare_headlines(ctx.headlines)
-        sig = signal_at(ctx.arrays, ctx.i)
+        sig = signal or signal_at(ctx.arrays, ctx.i)
         pos = ctx.position
         if pos is None or pos.qty == 0:
             position = {"side": "flat"}
@@ -97,7 +98,7 @@ class DecisionEngine:
         queried = self.advisor is not None and should_query(
             cfg, int(ctx.arrays.action[i]), holding, i, row.rsi, ctx.sentiment.score, row.regime_trend, memo)
         if queried or self.record_prompts:
-            inputs, flags = self.prompt_inputs(ctx, row)
+            inputs, flags = self.prompt_inputs(ctx, row, signal)
         if queried:
             advice, llm = self.advisor.advise(inputs, row.ts.date().isoformat(), flags)
             memo = QueryMemo(i, row.rsi, ctx.sentiment.score, row.regime_trend)
