@@ -111,7 +111,7 @@ class DecisionEngine:
             confidence=round(confidence, 3), position_size_pct=size, reference_price=row.close, stop_loss=stop,
             take_profit=target, time_horizon_bars=horizon, strategy=signal, advice=advice, llm=llm,
             sentiment=ctx.sentiment, features=row, reason=reason,
-            prompt_inputs=inputs.model_dump(mode="json") if inputs is not None else None,
+            prompt_inputs=inputs.model_dump(mode="json") if inputs is not None and self.record_prompts else None,
             sizing_equity=round(ctx.equity, 2),
         )
         return decision, memo

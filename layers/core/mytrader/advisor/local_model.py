@@ -11,7 +11,6 @@ import hashlib
 import json
 import math
 
-import numpy as np
 from pydantic import BaseModel
 
 from mytrader.advisor.pricing import estimate_tokens
@@ -29,19 +28,19 @@ class LocalModelWeights(BaseModel):
     sell_below: float = 0.44
 
 
-def model_inputs(inputs: PromptInputs) -> np.ndarray:
+def model_inputs(inputs: PromptInputs) -> list[float]:
     f, s = inputs.features, inputs.strategy
     action = {"BUY": 1.0, "SELL": -1.0}.get(str(s.get("action")), 0.0)
     trend = {"trend_up": 1.0, "trend_down": -1.0}.get(str(f.get("regime")), 0.0)
-    return np.array([
+    return [
         float(f["ret_5"]), float(f["ret_20"]), (float(f["rsi"]) - 50) / 50, float(f["macd_atr"]),
         float(f["bb_pct_b"]) - 0.5, float(inputs.sentiment.get("score", 0.0)), float(f["volume_z"]) / 3,
         float(f["sma_gap"]), trend, action,
-    ])
+    ]
 
 
-def probability_up(weights: LocalModelWeights, x: np.ndarray) -> float:
-    z = float(np.dot(np.asarray(weights.weights), x) + weights.bias)
+def probability_up(weights: LocalModelWeights, x: list[float]) -> float:
+    z = sum(w * v for w, v in zip(weights.weights, x)) + weights.bias  # ten terms: plain Python beats numpy
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
@@ -58,7 +57,7 @@ def advise_from_inputs(inputs: PromptInputs, weights: LocalModelWeights) -> dict
     else:
         decision, conf = "HOLD", 0.5
     conf = round(min(0.95, conf), 2)
-    contrib = np.asarray(weights.weights) * x
+    contrib = [w * v for w, v in zip(weights.weights, x)]
     top = sorted(range(len(FEATURES)), key=lambda i: -abs(contrib[i]))[:3]
     factors = [f"{FEATURES[i]} {'+' if contrib[i] >= 0 else '-'}" for i in top]
     vol = float(inputs.features.get("vol", 0.3))

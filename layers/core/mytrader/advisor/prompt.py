@@ -140,7 +140,9 @@ def flatten_schema(schema: dict) -> dict:
     return flat
 
 
+@lru_cache(maxsize=1)
 def tool_config() -> dict:
+    """The forced-tool configuration (built once; callers must not mutate it)."""
     return {
         "tools": [{"toolSpec": {"name": TOOL_NAME, "description": "Record the trade decision.",
                                 "inputSchema": {"json": advice_json_schema()}}}],
