@@ -95,8 +95,8 @@ class LlmAdvisor:
     def advise(self, inputs: PromptInputs, day: str, injection_flags: int = 0) -> tuple[LlmAdvice | None, LlmCall]:
         req = self.request(inputs)
         system, user = req["system"][0]["text"], req["messages"][0]["content"][0]["text"]
-        call = LlmCall(model_id=self.model_id, prompt_hash=prompt_hash(system, user, self.model_id),
-                       injection_flags=injection_flags)
+        call = _Draft(model_id=self.model_id, prompt_hash=prompt_hash(system, user, self.model_id),
+                      injection_flags=injection_flags)
         self.stats.injection_flags += injection_flags
         # the response cache key: hash(model id + system + tools + parameters) and the prompt
         key = hashlib.sha256(f"{self._static_key}|{user}".encode()).hexdigest()
@@ -107,7 +107,7 @@ class LlmAdvisor:
             try:
                 advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")))
                 call.raw_answer = _raw(cached) if self.keep_raw else None
-                return advice, call
+                return advice, call.done()
             except AdviceError:
                 pass  # a cached bad answer is asked again
         if self.budget.exhausted(day):
@@ -135,10 +135,10 @@ class LlmAdvisor:
                 return None, self._fallback(call, f"invalid_output:{err.kind}")
             call.raw_answer = _raw(response) if self.keep_raw else None
             self.cache.put(key, response)
-            return advice, call
+            return advice, call.done()
         raise AssertionError("unreachable")
 
-    def _count_usage(self, call: LlmCall, response: dict, day: str) -> None:
+    def _count_usage(self, call: _Draft, response: dict, day: str) -> None:
         usage = response.get("usage") or {}
         tin, tout = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
         call.input_tokens += tin
@@ -151,13 +151,32 @@ class LlmAdvisor:
         self.stats.cost_usd += c
         self.budget.add(day, tin + tout)
 
-    def _fallback(self, call: LlmCall, reason: str) -> LlmCall:
+    def _fallback(self, call: _Draft, reason: str) -> LlmCall:
         call.fallback_reason = reason
         self.stats.fallbacks += 1
         kind = reason.split(":")[0]
         self.stats.fallback_reasons[kind] = self.stats.fallback_reasons.get(kind, 0) + 1
         log.warning("advisor fallback to strategy: %s", reason)
-        return call
+        return call.done()
+
+
+@dataclass
+class _Draft:
+    """LlmCall while it is being filled in (plain attributes on the hot path; validated once at the end)."""
+    model_id: str
+    prompt_hash: str
+    injection_flags: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    cached: bool = False
+    attempts: int = 0
+    fallback_reason: str | None = None
+    raw_answer: str | None = None
+
+    def done(self) -> LlmCall:
+        return LlmCall(**self.__dict__)
 
 
 def _raw(response: dict) -> str:
