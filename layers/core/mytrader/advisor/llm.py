@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Protocol
 
 from mytrader.advisor.parsing import AdviceError, parse_advice
@@ -160,23 +161,16 @@ class LlmAdvisor:
         return call.done()
 
 
-@dataclass
-class _Draft:
-    """LlmCall while it is being filled in (plain attributes on the hot path; validated once at the end)."""
-    model_id: str
-    prompt_hash: str
-    injection_flags: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-    cached: bool = False
-    attempts: int = 0
-    fallback_reason: str | None = None
-    raw_answer: str | None = None
+class _Draft(SimpleNamespace):
+    """LlmCall while it is being filled in: plain attributes on the hot path, validated once by done().
+    Its fields and defaults are LlmCall's own, so the two cannot drift apart."""
+
+    def __init__(self, **given):
+        defaults = {name: f.default for name, f in LlmCall.model_fields.items() if not f.is_required()}
+        super().__init__(**{**defaults, **given})
 
     def done(self) -> LlmCall:
-        return LlmCall(**self.__dict__)
+        return LlmCall(**vars(self))
 
 
 def _raw(response: dict) -> str:
