@@ -1,19 +1,20 @@
 """Dataset export: the trade log's labelled decisions -> Nova JSONL in S3 (a Step Functions task)."""
 from __future__ import annotations
 
-from functools import cache
+from mytrader.coldstart import init_phase
 
-from aws_lambda_powertools.metrics import MetricUnit
+with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
+    from functools import cache
 
-from mytrader.observability import logger, metrics, tracer
-from mytrader.pipeline.learning import apply_defaults, export_dataset
-from mytrader.pipeline.settings import PipelineSettings
-from mytrader.pipeline.wiring import learning_deps
+    from aws_lambda_powertools.metrics import MetricUnit
 
-SETTINGS = PipelineSettings.from_env()
-deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
+    from mytrader.observability import logger, metrics, tracer
+    from mytrader.pipeline.learning import apply_defaults, export_dataset
+    from mytrader.pipeline.settings import PipelineSettings
+    from mytrader.pipeline.wiring import learning_deps
 
-
+    SETTINGS = PipelineSettings.from_env()
+    deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
 
 
 @logger.inject_lambda_context

@@ -1,20 +1,21 @@
 """Decision cycle: EventBridge Scheduler -> decisions for the universe -> trade log + SQS FIFO."""
 from __future__ import annotations
 
-from functools import cache
+from mytrader.coldstart import init_phase
 
-from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import ValidationError
+with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
+    from functools import cache
 
-from mytrader.observability import logger, metrics, tracer
-from mytrader.pipeline.decision_cycle import run_cycle
-from mytrader.pipeline.settings import PipelineSettings
-from mytrader.pipeline.wiring import decision_cycle_deps
+    from aws_lambda_powertools.metrics import MetricUnit
+    from pydantic import ValidationError
 
-SETTINGS = PipelineSettings.from_env()
-deps = cache(lambda: decision_cycle_deps(SETTINGS))  # built once per container, on first use
+    from mytrader.observability import logger, metrics, tracer
+    from mytrader.pipeline.decision_cycle import run_cycle
+    from mytrader.pipeline.settings import PipelineSettings
+    from mytrader.pipeline.wiring import decision_cycle_deps
 
-
+    SETTINGS = PipelineSettings.from_env()
+    deps = cache(lambda: decision_cycle_deps(SETTINGS))  # built once per container, on first use
 
 
 @logger.inject_lambda_context

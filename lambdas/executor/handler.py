@@ -1,33 +1,36 @@
 """Executor: SQS FIFO batches -> idempotent risk check, broker order and trade-log transaction."""
 from __future__ import annotations
 
-import json
-from functools import cache
+from mytrader.coldstart import init_phase
 
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
+    import json
+    from functools import cache
 
-from mytrader.models import TradeDecision
-from mytrader.observability import logger, metrics, tracer
-from mytrader.pipeline.execution import execute_decision
-from mytrader.pipeline.settings import PipelineSettings
-from mytrader.pipeline.wiring import exec_deps
-from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
+                                                             idempotent_function)
 
-SETTINGS = PipelineSettings.from_env()
-processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table)
-idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
-                                expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
-deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
+    from mytrader.models import TradeDecision
+    from mytrader.observability import logger, metrics, tracer
+    from mytrader.pipeline.adapters import Aws
+    from mytrader.pipeline.execution import execute_decision
+    from mytrader.pipeline.settings import PipelineSettings
+    from mytrader.pipeline.wiring import exec_deps
+    from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
+
+    SETTINGS = PipelineSettings.from_env()
+    AWS = Aws()  # one set of clients per container: the trade log and the idempotency store share DynamoDB's
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
+                                    expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
+    deps = cache(lambda: exec_deps(SETTINGS, AWS))  # built once per container, on first use
 
 
 class MalformedMessage(ValueError):
     """Never succeeds on retry: it reaches the DLQ after the configured receives."""
-
-
 
 
 def _execute(decision: dict) -> dict:
@@ -42,9 +45,13 @@ def _execute(decision: dict) -> dict:
     return result
 
 
-@idempotent_function(data_keyword_argument="decision", config=idempotency, persistence_store=persistence)
-def execute_once(decision: dict) -> dict:
-    return _execute(decision)
+@cache
+def execute_once():
+    """_execute behind Powertools idempotency, built on first use with the trade log's DynamoDB client (a store
+    made at import would create a second client, and load botocore's endpoint and service data twice)."""
+    persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table, boto3_client=AWS.dynamodb)
+    return idempotent_function(data_keyword_argument="decision", config=idempotency,
+                               persistence_store=persistence)(_execute)
 
 
 def record_handler(record: SQSRecord) -> dict:
@@ -55,7 +62,7 @@ def record_handler(record: SQSRecord) -> dict:
         logger.error("malformed decision message", extra={"message_id": record.message_id, "error": str(exc)[:300]})
         metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
         raise MalformedMessage(str(exc)[:300]) from None
-    return execute_once(decision=body) if SETTINGS.idempotency else _execute(body)
+    return execute_once()(decision=body) if SETTINGS.idempotency else _execute(body)
 
 
 @logger.inject_lambda_context

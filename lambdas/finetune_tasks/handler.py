@@ -1,21 +1,22 @@
 """Fine-tuning workflow tasks: one action per Step Functions state (see finetune.asl.json)."""
 from __future__ import annotations
 
-from functools import cache
+from mytrader.coldstart import init_phase
 
-from mytrader.observability import logger, metrics, tracer
-from mytrader.pipeline.learning import apply_defaults
-from mytrader.pipeline.settings import PipelineSettings
-from mytrader.pipeline.wiring import learning_deps
+with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
+    from functools import cache
 
-SETTINGS = PipelineSettings.from_env()
-deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
+    from mytrader.observability import logger, metrics, tracer
+    from mytrader.pipeline.learning import apply_defaults
+    from mytrader.pipeline.settings import PipelineSettings
+    from mytrader.pipeline.wiring import learning_deps
+
+    SETTINGS = PipelineSettings.from_env()
+    deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
 
 
 class UnknownAction(ValueError):
     pass
-
-
 
 
 @logger.inject_lambda_context

@@ -1,19 +1,20 @@
 """Outcomes: close on stop/target/time, reconcile orders, re-send stuck decisions, mark dead letters."""
 from __future__ import annotations
 
-from functools import cache
+from mytrader.coldstart import init_phase
 
-from aws_lambda_powertools.metrics import MetricUnit
+with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
+    from functools import cache
 
-from mytrader.observability import logger, metrics, tracer
-from mytrader.pipeline.outcomes import run_outcomes
-from mytrader.pipeline.settings import PipelineSettings
-from mytrader.pipeline.wiring import exec_deps
+    from aws_lambda_powertools.metrics import MetricUnit
 
-SETTINGS = PipelineSettings.from_env()
-deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
+    from mytrader.observability import logger, metrics, tracer
+    from mytrader.pipeline.outcomes import run_outcomes
+    from mytrader.pipeline.settings import PipelineSettings
+    from mytrader.pipeline.wiring import exec_deps
 
-
+    SETTINGS = PipelineSettings.from_env()
+    deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
 
 
 @logger.inject_lambda_context
