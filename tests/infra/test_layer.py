@@ -55,3 +55,49 @@ def test_layer_fits_lambda_limits(layer_dir):
     size = sum(p.stat().st_size for p in layer_dir.rglob("*") if p.is_file())
     assert size < 150 * 1024 * 1024, size / 1e6
     assert (ROOT / ".build").exists()
+
+
+PY313_MAGIC = bytes.fromhex("f30d0d0a")  # CPython 3.13's byte code, as the Lambda python3.13 runtime reads it
+UNCHECKED_HASH = 0b01  # hash-based .pyc that the interpreter uses without looking at the source
+
+
+def test_every_module_ships_unchecked_python313_byte_code(layer_dir):
+    # Given the layer as synth packages it
+    sources = [p for p in layer_dir.rglob("*.py")]
+    # Then each source has its 3.13 byte code beside it, valid whatever the zip does to timestamps
+    missing, wrong = [], []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        if not pyc.exists():
+            missing.append(source)
+            continue
+        head = pyc.read_bytes()[:8]
+        if head[:4] != PY313_MAGIC or int.from_bytes(head[4:8], "little") != UNCHECKED_HASH:
+            wrong.append(pyc)
+    assert len(sources) > 1000 and not missing and not wrong, (missing[:5], wrong[:5])
+    assert not list(layer_dir.glob("numpy/**/tests"))
+
+
+def test_python313_runs_a_layer_module_from_its_byte_code_alone(layer_dir, tmp_path):
+    import shutil
+    import subprocess
+
+    from mytrader_infra.bytecode import compiler, node
+
+    # Given a pure-Python layer module with its byte code, and its source replaced by something that cannot run
+    pkg = tmp_path / "probe"
+    shutil.copytree(layer_dir / "mytrader", pkg / "mytrader", ignore=shutil.ignore_patterns("data"))
+    (pkg / "mytrader" / "stack_spec.py").write_text("raise SystemExit('the source was executed')\n")
+    script = tmp_path / "run.js"
+    script.write_text(
+        "const { loadPyodide } = require(process.argv[2]);\n"
+        "loadPyodide().then((py) => { py.FS.mkdirTree('/probe');\n"
+        "  py.FS.mount(py.FS.filesystems.NODEFS, { root: process.argv[3] }, '/probe');\n"
+        "  console.log(py.runPython(\"import sys; sys.path.insert(0, '/probe'); import mytrader.stack_spec as s; "
+        "f'{sys.version_info[:2]} {len(s.FUNCTIONS)}'\")); });\n")
+    # When CPython 3.13 (Pyodide) imports it
+    res = subprocess.run([node(), str(script), str(compiler() / "node_modules" / "pyodide"), str(pkg)],
+                         capture_output=True, text=True, timeout=120)
+    # Then the byte code ran, not the source
+    assert res.returncode == 0, res.stderr[-1000:]
+    assert res.stdout.strip().splitlines()[-1] == "(3, 13) 5"
