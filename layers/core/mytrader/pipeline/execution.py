@@ -41,6 +41,9 @@ def _should_crash(deps: ExecDeps, key: str) -> bool:
     return True
 
 
+STREAK_ATTEMPTS = 5  # concurrent closes racing for the account's stop-out streak
+
+
 @dataclass
 class ExecDeps:
     tradelog: TradeLog
@@ -200,32 +203,40 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
     entry_fee = tl.position_entry_fee(pos.symbol)
     at = exit_ts or now
     outcome = close_outcome(pos, placed.filled_avg_price, at, placed.fee, entry_fee, reason, pos.bars_held + 1)
-    account = tl.account_state()
-    stopouts = account.consecutive_stopouts + 1 if reason == "stop_loss" else 0
-    cooldown = account.cooldown_until
-    if stopouts >= cfg.risk.max_consecutive_stopouts:
-        cooldown, stopouts = cooldown_end(at, cfg.risk.cooldown_bars), 0
     cash = pos.qty * placed.filled_avg_price - placed.fee
     fill = Fill(client_order_id=client_order_id, symbol=pos.symbol, side=side, qty=placed.filled_qty,
                 price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
     owner = decision.decision_id if decision is not None else pos.decision_id
-    items = [
-        tl.delete_position(pos.symbol),
-        tl.put(tl.fill_item(owner, fill, seq=1 if decision is None else 0)),
-        tl.put(tl.outcome_item(outcome)),
-        tl.account_update("ADD cash :c, book_equity :p, realized_today :p, realized_total :p, open_positions :m "
-                          "SET consecutive_stopouts = :s, cooldown_until = :cd",
-                          {":c": cash, ":p": outcome.pnl, ":m": -1, ":s": stopouts,
-                           ":cd": cooldown.isoformat() if cooldown else ""}),
-    ]
-    if decision is not None:
-        items.append(tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, f"closed: {reason}"))
-    try:
-        tl.transact(items)
-    except ConditionFailed as exc:
-        if exc.reasons[0] == "ConditionalCheckFailed":  # the position is already gone: a duplicate close
-            if decision is not None:
-                return _finish(tl, decision, DecisionStatus.SKIPPED, "position already closed")
-            return {"symbol": pos.symbol, "result": "already_closed"}
-        raise
+    for _ in range(STREAK_ATTEMPTS):
+        # The stop-out streak is read, then written on the condition that no other close changed it meanwhile
+        # (the executor and the outcomes function close concurrently); a lost race re-reads and recomputes.
+        account = tl.account_state()
+        stopouts = account.consecutive_stopouts + 1 if reason == "stop_loss" else 0
+        cooldown = account.cooldown_until
+        if stopouts >= cfg.risk.max_consecutive_stopouts:
+            cooldown, stopouts = cooldown_end(at, cfg.risk.cooldown_bars), 0
+        items = [
+            tl.delete_position(pos.symbol),
+            tl.put(tl.fill_item(owner, fill, seq=1 if decision is None else 0)),
+            tl.put(tl.outcome_item(outcome)),
+            tl.account_update("ADD cash :c, book_equity :p, realized_today :p, realized_total :p, open_positions :m "
+                              "SET consecutive_stopouts = :s, cooldown_until = :cd",
+                              {":c": cash, ":p": outcome.pnl, ":m": -1, ":s": stopouts,
+                               ":cd": cooldown.isoformat() if cooldown else "", ":prev": account.consecutive_stopouts},
+                              condition="attribute_not_exists(consecutive_stopouts) OR consecutive_stopouts = :prev"),
+        ]
+        if decision is not None:
+            items.append(tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, f"closed: {reason}"))
+        try:
+            tl.transact(items)
+            break
+        except ConditionFailed as exc:
+            if exc.reasons[0] == "ConditionalCheckFailed":  # the position is already gone: a duplicate close
+                if decision is not None:
+                    return _finish(tl, decision, DecisionStatus.SKIPPED, "position already closed")
+                return {"symbol": pos.symbol, "result": "already_closed"}
+            if exc.reasons[3] != "ConditionalCheckFailed":
+                raise
+    else:
+        raise BrokerError(f"close of {pos.symbol} lost the account update {STREAK_ATTEMPTS} times", retryable=True)
     return {"decision_id": owner, "result": "EXECUTED", "closed": reason, "pnl": outcome.pnl}

@@ -1,0 +1,76 @@
+"""Concurrent closes against the trade log on the embedded AWS: the account's stop-out streak is never lost."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mytrader.broker import BrokerOrder
+from mytrader.config import RiskLimits, TradingConfig
+from mytrader.models import OrderSide, Position
+from mytrader.pipeline.execution import ExecDeps, close_position
+from mytrader.stack_spec import TRADE_LOG
+from mytrader.tradelog import TradeLog
+
+NOW = datetime(2014, 6, 2, 20, 5, tzinfo=UTC)
+
+
+class FilledBroker:
+    """Every close order is already filled at 90 (a stop-out below the entry at 100)."""
+
+    name = "paper"
+
+    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder:
+        symbol = client_order_id.split("-")[1]
+        return BrokerOrder(broker_order_id=f"b-{client_order_id}", client_order_id=client_order_id, symbol=symbol,
+                           side=OrderSide.SELL, qty=10, status="filled", filled_qty=10, filled_avg_price=90.0)
+
+
+class StaleReadTradeLog(TradeLog):
+    """Runs `meanwhile` (another close) right after its first account read: the read it returns is stale."""
+
+    def __init__(self, client, table: str, meanwhile):
+        super().__init__(client, table)
+        self.meanwhile, self.reads = meanwhile, 0
+
+    def account_state(self):
+        state = super().account_state()
+        self.reads += 1
+        if self.meanwhile:
+            run, self.meanwhile = self.meanwhile, None
+            run()
+        return state
+
+
+def open_position(tl: TradeLog, symbol: str) -> Position:
+    pos = Position(symbol=symbol, qty=10, avg_price=100.0, opened_at=NOW - timedelta(days=3), decision_id=f"d-{symbol}",
+                   stop_loss=90.0, take_profit=120.0)
+    tl.transact([tl.put({"pk": tl.acct_pk, "sk": f"POS#{symbol}", "doc": pos.model_dump_json(), "entry_fee": 0.1,
+                         "qty": pos.qty}),
+                 tl.account_update("ADD open_positions :one, cash :c", {":one": 1, ":c": -1000.1})])
+    return pos
+
+
+def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
+    # Given an account one stop-out into a streak of three, holding two positions
+    ddb, table = stack.client("dynamodb"), TRADE_LOG.name(stack.prefix)
+    plain = TradeLog(ddb, table)
+    plain.ensure_account(100_000.0)
+    plain.db.update_item(TableName=table, Key={"pk": {"S": plain.acct_pk}, "sk": {"S": "STATE"}},
+                         UpdateExpression="SET consecutive_stopouts = :one", ExpressionAttributeValues={":one": {"N": "1"}})
+    first, second = open_position(plain, "AAA"), open_position(plain, "BBB")
+    cfg = TradingConfig(risk=RiskLimits(max_consecutive_stopouts=3, cooldown_bars=5))
+
+    def deps(tl: TradeLog) -> ExecDeps:
+        return ExecDeps(tradelog=tl, broker=FilledBroker(), quotes=None, params=None, cfg=cfg,
+                        max_age=timedelta(hours=1))
+
+    # When both stop out at once: the second close commits between the first close's read and its write
+    racing = StaleReadTradeLog(ddb, table, meanwhile=lambda: close_position(
+        second, "close-BBB-1", NOW, "stop_loss", deps(plain)))
+    result = close_position(first, "close-AAA-1", NOW, "stop_loss", deps(racing))
+
+    # Then the first close re-read the account, the streak reached three, and the cooldown started
+    account = plain.account_state()
+    assert result["result"] == "EXECUTED" and racing.reads == 2
+    assert account.consecutive_stopouts == 0 and account.cooldown_until is not None
+    assert account.open_positions == 0 and plain.positions() == []
+    assert round(account.cash, 2) == round(100_000.0 - 2 * 1000.1 + 2 * (900.0 - 0.0), 2)
