@@ -1,8 +1,8 @@
 """Python 3.13 byte code for the Lambda layer, compiled at build time without a Python 3.13 here.
 
 Lambda's /opt is read-only, so a layer that ships only sources is compiled module by module at every cold
-start. Measured with `make bench` (executor, CPython 3.11 here, the same layer): ~840 ms to import the handler
-from sources alone against ~280 ms with byte code. Byte code depends on the Python minor version, not on the
+start. Measured with `make bench` (executor, CPython 3.11 here, the same layer): 723 ms to import the handler
+from sources alone against 231 ms with byte code. Byte code depends on the Python minor version, not on the
 platform, and this machine has no 3.13: Pyodide (CPython 3.13 built for WebAssembly, pinned with its
 integrity hash in cdk/pyodide/package-lock.json) compiles the layer, run by the Node.js that CDK needs anyway.
 The .pyc files are unchecked-hash ones: the layer's zip does not keep source timestamps, and the layer never
