@@ -14,6 +14,7 @@ from mytrader.stack_spec import FUNCTIONS
 REPO = Path(__file__).resolve().parents[2]
 RUNTIME = lambda_.Runtime.PYTHON_3_13  # fixed by the product card
 METRICS_NAMESPACE = "MyTrader"
+LOCAL_BYTECODE = ["__pycache__", "*.pyc"]  # left by local runs; not for Python 3.13, and it would change the asset hash
 
 
 def make_function(scope: Construct, key: str, *, prefix: str, layer: lambda_.ILayerVersion, arch: str,
@@ -24,7 +25,8 @@ def make_function(scope: Construct, key: str, *, prefix: str, layer: lambda_.ILa
     return lambda_.Function(
         scope, f"{key}-fn", function_name=spec.name(prefix), runtime=RUNTIME,
         architecture=lambda_.Architecture.ARM_64 if arch == "arm64" else lambda_.Architecture.X86_64,
-        handler="handler.lambda_handler", code=lambda_.Code.from_asset(str(REPO / "lambdas" / spec.folder)),
+        handler="handler.lambda_handler",
+        code=lambda_.Code.from_asset(str(REPO / "lambdas" / spec.folder), exclude=LOCAL_BYTECODE),
         layers=[layer], timeout=Duration.seconds(spec.timeout_s), memory_size=spec.memory_mb,
         tracing=lambda_.Tracing.ACTIVE, log_group=log_group, logging_format=lambda_.LoggingFormat.JSON,
         description=f"MyTrader {key}: {spec.why}",

@@ -19,16 +19,36 @@ def elf_machine(path: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def layer_dir(tmp_path_factory) -> Path:
+def bundled(tmp_path_factory) -> tuple[Path, dict]:
     from app import build_app
 
     out = tmp_path_factory.mktemp("cdk.out.bundled")
     build_app(outdir=str(out)).synth()
-    template = json.loads((out / "MyTrader.template.json").read_text())
-    (layer,) = [v for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::LayerVersion"]
-    asset_hash = layer["Properties"]["Content"]["S3Key"].split(".")[0]
+    return out, json.loads((out / "MyTrader.template.json").read_text())
+
+
+def asset_dir(out: Path, resource: dict) -> Path:
+    code = resource["Properties"].get("Content") or resource["Properties"]["Code"]
     manifest = json.loads((out / "MyTrader.assets.json").read_text())
-    return out / manifest["files"][asset_hash]["source"]["path"] / "python"
+    return out / manifest["files"][code["S3Key"].split(".")[0]]["source"]["path"]
+
+
+@pytest.fixture(scope="module")
+def layer_dir(bundled) -> Path:
+    out, template = bundled
+    (layer,) = [v for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::LayerVersion"]
+    return asset_dir(out, layer) / "python"
+
+
+def test_each_function_asset_is_its_handler_alone(bundled):
+    # Given the bundled app, after local runs have left byte code beside the handlers
+    out, template = bundled
+    functions = [v for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::Function"
+                 and "S3Key" in v["Properties"]["Code"] and v["Properties"].get("Handler") == "handler.lambda_handler"]
+    # Then every function ships its handler.py and nothing else
+    assert len(functions) == 5
+    for fn in functions:
+        assert sorted(p.name for p in asset_dir(out, fn).iterdir()) == ["handler.py"], fn["Properties"]["FunctionName"]
 
 
 def test_layer_holds_pydantic2_with_its_compiled_core_talib_numpy_for_arm64_py313(layer_dir):
