@@ -280,6 +280,15 @@ class TradeLog:
         return {"Delete": {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
                            "ConditionExpression": "attribute_exists(pk)"}}
 
+    def position_grows(self, pos: Position, add_fee: float) -> dict:
+        """A transact item for more of a held position (a later fill): doc and qty replaced, fee added, and the
+        bar already checked by outcomes kept."""
+        return {"Update": {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{pos.symbol}"}),
+                           "UpdateExpression": "SET doc = :d, qty = :q ADD entry_fee :f",
+                           "ConditionExpression": "attribute_exists(pk)",
+                           "ExpressionAttributeValues": to_item({":d": pos.model_dump_json(), ":q": pos.qty,
+                                                                 ":f": add_fee})}}
+
     def account_update(self, expr: str, values: dict, condition: str | None = None, names: dict | None = None) -> dict:
         op = {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": "STATE"}), "UpdateExpression": expr,
               "ExpressionAttributeValues": to_item(values)}

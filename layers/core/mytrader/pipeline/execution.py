@@ -154,7 +154,8 @@ def _record_entry(decision: TradeDecision, order, placed: BrokerOrder, quote: fl
     tl = deps.tradelog
     if placed.filled_qty <= 0:  # accepted, not yet filled: outcomes reconciles the fill later
         tl.transact([tl.put({**tl.order_item(decision.decision_id, order, "accepted"), "qty": order.qty, "quote": quote,
-                             "gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id}),
+                             "gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id, "filled_qty": 0.0,
+                             "filled_notional": 0.0, "filled_fee": 0.0}),
                      tl.status_update(decision.decision_id, DecisionStatus.EXECUTED, "order accepted, awaiting fill")])
         return {"decision_id": decision.decision_id, "result": "EXECUTED", "filled": 0}
     sign = 1 if order.side == OrderSide.BUY else -1
@@ -171,6 +172,7 @@ def _record_entry(decision: TradeDecision, order, placed: BrokerOrder, quote: fl
                 "qty": pos.qty}, condition="attribute_not_exists(pk)" if deps.idempotent else None),
         tl.account_update("ADD cash :c", {":c": -(sign * fill.qty * fill.price) - fill.fee}),
         tl.put({**tl.order_item(decision.decision_id, order, status), "qty": order.qty, "quote": quote,
+                "filled_qty": fill.qty, "filled_notional": fill.qty * fill.price, "filled_fee": fill.fee,
                 **({"gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id} if status != "filled" else {})}),
     ]
     if deps.idempotent:

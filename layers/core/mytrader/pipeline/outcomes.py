@@ -58,39 +58,69 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
     return summary
 
 
+BROKER_DONE = {"filled", "canceled", "expired", "rejected", "done_for_day"}  # no more fills will come
+
+
 def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
-    """Orders accepted or partly filled: ask the broker by client_order_id, record new fills."""
+    """Entry orders accepted or partly filled: ask the broker by client_order_id and record the fills since the
+    last look — their own quantity at their own price (the broker reports a running average) and their own
+    fee. The order row remembers what it has recorded, so a re-run never books a fill twice. Once the broker is
+    done with the order it leaves the open set; if nothing ever filled, the position slot reserved for it is
+    freed and the decision ends REJECTED with the broker's verdict."""
     n = 0
     rows = tl._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
                          ExpressionAttributeValues={":p": {"S": "ORDERS#OPEN"}})
     for row in rows:
         placed = deps.broker.get_by_client_order_id(row["client_order_id"])
-        if placed is None or placed.filled_qty <= 0:
+        if placed is None:
             continue
+        decision_id = row["pk"][4:]
         pos = tl.position(row["symbol"])
-        already = abs(pos.qty) if pos else 0.0
-        new_qty = placed.filled_qty - already
-        if new_qty <= 0:
+        recorded_qty = float(row.get("filled_qty", abs(pos.qty) if pos else 0.0))
+        recorded_cost = float(row.get("filled_notional", recorded_qty * (pos.avg_price if pos else 0.0)))
+        recorded_fee = float(row.get("filled_fee", tl.position_entry_fee(row["symbol"]) if pos else 0.0))
+        new_qty = round(placed.filled_qty - recorded_qty, 9)
+        done = placed.status in BROKER_DONE
+        if new_qty <= 0 and not done:
             continue
-        side = OrderSide(placed.side)
-        sign = 1 if side == OrderSide.BUY else -1
-        fill = Fill(client_order_id=placed.client_order_id, symbol=placed.symbol, side=side, qty=new_qty,
-                    price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
-        d = tl.get_decision(row["pk"][4:])
-        newpos = (pos.model_copy(update={"qty": sign * placed.filled_qty}) if pos else
-                  Position(symbol=placed.symbol, qty=sign * placed.filled_qty, avg_price=placed.filled_avg_price,
-                           opened_at=now, decision_id=row["pk"][4:], stop_loss=d.stop_loss if d else None,
-                           take_profit=d.take_profit if d else None,
-                           time_limit_bars=d.time_horizon_bars if d else 10))
-        final = placed.status == "filled"
-        order_row = {k: v for k, v in row.items() if k not in ("gsi2pk", "gsi2sk")} if final else row
-        tl.transact([
-            tl.put(tl.fill_item(row["pk"][4:], fill, seq=int(already * 1000) + 2)),
-            tl.put({"pk": tl.acct_pk, "sk": f"POS#{placed.symbol}", "doc": newpos.model_dump_json(), "entry_fee": fill.fee,
-                    "qty": newpos.qty}),
-            tl.account_update("ADD cash :c", {":c": -(sign * new_qty * fill.price) - fill.fee}),
-            tl.put({**order_row, "status": placed.status}),
-        ])
+        items, order_row = [], {**row, "status": placed.status}
+        if new_qty > 0:
+            side = OrderSide(placed.side)
+            sign = 1 if side == OrderSide.BUY else -1
+            price = (placed.filled_avg_price * placed.filled_qty - recorded_cost) / new_qty
+            fee = max(0.0, placed.fee - recorded_fee)
+            fill = Fill(client_order_id=placed.client_order_id, symbol=placed.symbol, side=side, qty=new_qty,
+                        price=round(price, 6), fee=fee, filled_at=now)
+            if pos is not None:
+                held = abs(pos.qty)
+                avg = (pos.avg_price * held + fill.price * new_qty) / (held + new_qty)
+                position = tl.position_grows(pos.model_copy(update={"qty": sign * (held + new_qty),
+                                                                    "avg_price": round(avg, 6)}), fee)
+            else:
+                d = tl.get_decision(decision_id)
+                opened = Position(symbol=placed.symbol, qty=sign * new_qty, avg_price=fill.price, opened_at=now,
+                                  decision_id=decision_id, stop_loss=d.stop_loss if d else None,
+                                  take_profit=d.take_profit if d else None,
+                                  time_limit_bars=d.time_horizon_bars if d else 10)
+                position = tl.put({"pk": tl.acct_pk, "sk": f"POS#{placed.symbol}", "doc": opened.model_dump_json(),
+                                   "entry_fee": fee, "qty": opened.qty}, condition="attribute_not_exists(pk)")
+                if recorded_qty > 0:  # earlier fills were held and closed meanwhile (a stop): a new slot is taken
+                    items.append(tl.account_update("ADD open_positions :one", {":one": 1}))
+            items += [
+                tl.put(tl.fill_item(decision_id, fill, seq=int(recorded_qty * 1000) + 2)),
+                position,
+                tl.account_update("ADD cash :c", {":c": -(sign * new_qty * fill.price) - fee}),
+            ]
+            order_row.update(filled_qty=placed.filled_qty, filled_notional=recorded_cost + new_qty * fill.price,
+                             filled_fee=recorded_fee + fee)
+        if done:
+            order_row = {k: v for k, v in order_row.items() if k not in ("gsi2pk", "gsi2sk")}
+            if placed.filled_qty <= 0:
+                items += [tl.account_update("ADD open_positions :m", {":m": -1}),
+                          tl.status_update(decision_id, DecisionStatus.REJECTED,
+                                           f"broker: order {placed.status}, nothing filled", from_status="EXECUTED")]
+        items.append(tl.put(order_row))
+        tl.transact(items)
         n += 1
     return n
 
