@@ -2,68 +2,21 @@
 price, and releases what an order that never filled had reserved (embedded AWS, scripted broker)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from mytrader.broker import BrokerOrder
-from mytrader.config import TradingConfig
-from mytrader.models import Action, DecisionStatus, Mode, OrderSide, StrategySignal, TradeDecision
-from mytrader.pipeline.execution import ExecDeps, execute_decision
+from mytrader.models import DecisionStatus
+from mytrader.pipeline.execution import execute_decision
 from mytrader.pipeline.outcomes import reconcile_open_orders
-from mytrader.stack_spec import TRADE_LOG
-from mytrader.tradelog import TradeLog
-
-DECIDED = datetime(2014, 6, 2, 19, 55, tzinfo=UTC)
-NOW = datetime(2014, 6, 3, 14, 0, tzinfo=UTC)  # the next session, market open
-
-
-class ScriptedBroker:
-    """Accepts every order unfilled; the test then moves each order along as the broker would."""
-
-    name = "alpaca"
-
-    def __init__(self):
-        self.orders: dict[str, BrokerOrder] = {}
-
-    def submit(self, order, quote, fill_price=None) -> BrokerOrder:
-        self.orders[order.client_order_id] = BrokerOrder(
-            broker_order_id=f"b-{order.client_order_id}", client_order_id=order.client_order_id, symbol=order.symbol,
-            side=order.side, qty=order.qty, status="accepted")
-        return self.orders[order.client_order_id]
-
-    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
-        return self.orders.get(client_order_id)
-
-    def report(self, coid: str, status: str, filled_qty: float = 0.0, avg: float | None = None, fee: float = 0.0):
-        self.orders[coid] = self.orders[coid].model_copy(update={
-            "status": status, "filled_qty": filled_qty, "filled_avg_price": avg, "fee": fee})
-
-
-class Quotes:
-    def quote(self, symbol, at):
-        return 100.0
-
-
-class Params:
-    def kill_switch(self, fresh=False):
-        return False
+from tests.integration.execution_fakes import NOW, ScriptedBroker, buy, exec_deps, trade_log
 
 
 @pytest.fixture
 def world(stack):
-    tl = TradeLog(stack.client("dynamodb"), TRADE_LOG.name(stack.prefix))
-    tl.ensure_account(100_000.0)
-    broker = ScriptedBroker()
-    deps = ExecDeps(tradelog=tl, broker=broker, quotes=Quotes(), params=Params(), cfg=TradingConfig(),
-                    max_age=timedelta(days=2))
-    decision = TradeDecision(decision_id="d-abc", symbol="ABC", bar_ts=DECIDED, decided_at=DECIDED, config_version="v",
-                             mode=Mode.CONSENSUS, action=Action.BUY, confidence=0.8, position_size_pct=1.0,
-                             reference_price=100.0, stop_loss=95.0, take_profit=110.0, time_horizon_bars=10,
-                             strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"),
-                             sizing_equity=100_000.0)
-    tl.put_decision(decision)
-    result = execute_decision(decision, NOW, deps)
+    tl, broker = trade_log(stack), ScriptedBroker()
+    deps = exec_deps(tl, broker)
+    result = execute_decision(buy(tl), NOW, deps)
     assert result == {"decision_id": "d-abc", "result": "EXECUTED", "filled": 0}  # accepted, nothing filled yet
     return tl, broker, deps, broker.orders["d-abc"].qty
 

@@ -1,0 +1,81 @@
+"""In-memory stand-ins for the executor's collaborators that are not AWS: a broker the test scripts, fixed
+quotes, run-time parameters. The trade log itself is the real one, on the embedded AWS."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from mytrader.broker import BrokerError, BrokerOrder
+from mytrader.config import TradingConfig
+from mytrader.errors import DataQualityError
+from mytrader.models import Action, Mode, StrategySignal, TradeDecision
+from mytrader.pipeline.execution import ExecDeps
+from mytrader.stack_spec import TRADE_LOG
+from mytrader.tradelog import TradeLog
+
+DECIDED = datetime(2014, 6, 2, 19, 55, tzinfo=UTC)
+NOW = datetime(2014, 6, 3, 14, 0, tzinfo=UTC)  # the next session, market open
+
+
+class ScriptedBroker:
+    """Accepts orders (unfilled, or filled at once with `fill_on_submit`), or fails them with `refuse`; the
+    test then moves each order along as the broker would with `report`."""
+
+    name = "alpaca"
+
+    def __init__(self, fill_on_submit: float | None = None, refuse: BrokerError | None = None):
+        self.orders: dict[str, BrokerOrder] = {}
+        self.fill_on_submit, self.refuse = fill_on_submit, refuse
+
+    def submit(self, order, quote, fill_price=None) -> BrokerOrder:
+        if self.refuse is not None:
+            raise self.refuse
+        filled = self.fill_on_submit is not None
+        self.orders[order.client_order_id] = BrokerOrder(
+            broker_order_id=f"b-{order.client_order_id}", client_order_id=order.client_order_id, symbol=order.symbol,
+            side=order.side, qty=order.qty, status="filled" if filled else "accepted",
+            filled_qty=order.qty if filled else 0.0, filled_avg_price=self.fill_on_submit)
+        return self.orders[order.client_order_id]
+
+    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
+        return self.orders.get(client_order_id)
+
+    def report(self, coid: str, status: str, filled_qty: float = 0.0, avg: float | None = None, fee: float = 0.0):
+        self.orders[coid] = self.orders[coid].model_copy(update={
+            "status": status, "filled_qty": filled_qty, "filled_avg_price": avg, "fee": fee})
+
+
+class Quotes:
+    def __init__(self, price: float | None = 100.0):
+        self.price = price
+
+    def quote(self, symbol, at):
+        if self.price is None:
+            raise DataQualityError(symbol, "no trade in the last 15 minutes")
+        return self.price
+
+
+class Params:
+    def kill_switch(self, fresh=False):
+        return False
+
+
+def trade_log(stack) -> TradeLog:
+    tl = TradeLog(stack.client("dynamodb"), TRADE_LOG.name(stack.prefix))
+    tl.ensure_account(100_000.0)
+    return tl
+
+
+def exec_deps(tl: TradeLog, broker, quotes=None, cfg: TradingConfig | None = None) -> ExecDeps:
+    return ExecDeps(tradelog=tl, broker=broker, quotes=quotes or Quotes(), params=Params(), cfg=cfg or TradingConfig(),
+                    max_age=timedelta(days=2))
+
+
+def buy(tl: TradeLog, symbol: str = "ABC", decision_id: str = "d-abc") -> TradeDecision:
+    """A BUY decision for 1 % of equity, recorded PENDING as the decision cycle leaves it."""
+    decision = TradeDecision(decision_id=decision_id, symbol=symbol, bar_ts=DECIDED, decided_at=DECIDED,
+                             config_version="v", mode=Mode.CONSENSUS, action=Action.BUY, confidence=0.8,
+                             position_size_pct=1.0, reference_price=100.0, stop_loss=95.0, take_profit=110.0,
+                             time_horizon_bars=10, strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"),
+                             sizing_equity=100_000.0)
+    tl.put_decision(decision)
+    return decision

@@ -1,0 +1,95 @@
+"""The executor's refusals and failures on the real trade log (embedded AWS): each ends in a stated terminal
+state or a retry, and never leaves a position slot or cash booked for an order that did not happen."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from mytrader.broker import BrokerError
+from mytrader.config import RiskLimits, TradingConfig
+from mytrader.models import DecisionStatus, Position
+from mytrader.pipeline.execution import close_position, execute_decision
+from tests.integration.execution_fakes import NOW, Quotes, ScriptedBroker, buy, exec_deps, trade_log
+
+
+def status(tl, decision_id="d-abc") -> tuple[str, str]:
+    row = tl.get_decision_row(decision_id)
+    return row["status"], row["status_reason"]
+
+
+def test_a_broker_refusal_rejects_the_decision_and_frees_the_slot(stack):
+    # Given a broker that refuses the order for good (HTTP 403: not retryable)
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(refuse=BrokerError("alpaca rejected the order: HTTP 403", retryable=False)))
+    # When the executor handles a BUY
+    result = execute_decision(buy(tl), NOW, deps)
+    # Then the decision ends REJECTED with the broker's words, and no slot or cash stays booked
+    assert result["result"] == "REJECTED" and status(tl) == ("REJECTED", "broker: alpaca rejected the order: HTTP 403")
+    account = tl.account_state()
+    assert (account.open_positions, account.cash) == (0, 100_000.0) and tl.position("ABC") is None
+
+
+def test_a_broker_outage_is_retried_and_the_redelivery_places_the_order_once(stack):
+    # Given a broker answering 503 (retryable)
+    tl = trade_log(stack)
+    broker = ScriptedBroker(refuse=BrokerError("alpaca HTTP 503", retryable=True), fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    decision = buy(tl)
+    # When the executor handles the BUY, it raises for SQS to redeliver, the decision still PENDING
+    with pytest.raises(BrokerError):
+        execute_decision(decision, NOW, deps)
+    assert status(tl)[0] == "PENDING"
+    # And when the broker is back and the message comes again
+    broker.refuse = None
+    result = execute_decision(decision, NOW + timedelta(seconds=30), deps)
+    # Then it fills once, with one slot taken
+    assert result["result"] == "EXECUTED" and len(broker.orders) == 1 and len(tl.fills()) == 1
+    assert tl.account_state().open_positions == 1
+
+
+def test_no_quote_rejects_the_entry_without_touching_the_account(stack):
+    # Given no usable quote for the symbol
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0), quotes=Quotes(price=None))
+    # When the executor handles a BUY
+    execute_decision(buy(tl), NOW, deps)
+    # Then it is REJECTED naming the data problem, and no order was sent
+    state, reason = status(tl)
+    assert state == "REJECTED" and reason.startswith("no quote: no trade")
+    assert deps.broker.orders == {} and tl.account_state().open_positions == 0
+
+
+def test_the_last_free_slot_goes_to_one_of_two_entries(stack):
+    # Given one position slot left and two BUYs for different symbols
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0), cfg=TradingConfig(risk=RiskLimits(max_open_positions=1)))
+    first, second = buy(tl, "AAA", "d-aaa"), buy(tl, "BBB", "d-bbb")
+    # When both are executed
+    execute_decision(first, NOW, deps)
+    execute_decision(second, NOW, deps)
+    # Then exactly one trades; the other is REJECTED by the limit, which it names
+    assert status(tl, "d-aaa")[0] == "EXECUTED"
+    assert status(tl, "d-bbb") == ("REJECTED", "risk: max_open_positions 1")
+    assert tl.account_state().open_positions == 1
+
+
+def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(stack):
+    # Given a held position and a broker that accepts the closing order without filling it
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    execute_decision(buy(tl), NOW, deps)
+    deps.broker.fill_on_submit = None
+    pos: Position = tl.position("ABC")
+    cash = tl.account_state().cash
+    # When outcomes closes it on its stop
+    with pytest.raises(BrokerError) as err:
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    # Then the close is retried later and nothing was booked meanwhile
+    assert err.value.retryable and tl.position("ABC") == pos
+    assert tl.account_state().cash == cash and len(tl.fills()) == 1
+    # And when the broker reports the fill, the retry books the exit once
+    deps.broker.report("d-abc-x", "filled", abs(pos.qty), 95.0)
+    result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=95.0)
+    assert result["result"] == "EXECUTED" and tl.position("ABC") is None and tl.account_state().open_positions == 0
+    assert DecisionStatus.EXECUTED.value == status(tl)[0]
