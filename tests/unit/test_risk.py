@@ -7,7 +7,7 @@ import pytest
 
 from mytrader.config import RiskLimits
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision
-from mytrader.portfolio import Costs, close_outcome, exit_on_bar
+from mytrader.portfolio import Costs, close_outcome, cooldown_end, exit_on_bar
 from mytrader.risk import AccountState, check_entry, is_reducing
 from mytrader.models import Position
 
@@ -77,3 +77,20 @@ def test_outcome_pnl_includes_fees_and_scores_the_llm():
     out = close_outcome(pos(), 110.0, NOW, c.fee(110.0, 10), c.fee(100.0, 10), "take_profit", 3)
     assert out.pnl == pytest.approx(100 - 1.1 - 1.0)
     assert out.llm_right is True and out.return_pct == pytest.approx(out.pnl / 1000)
+
+
+def test_a_cooldown_counts_sessions_not_calendar_days():
+    from mytrader.market.calendar import nyse
+
+    cal = nyse()
+    # Given a third stop-out at the close of Friday 2014-06-27, and a cooldown of 5 bars
+    stop = cal.session_close(datetime(2014, 6, 27).date())
+    until = cooldown_end(stop, 5)
+    # Then it lasts five sessions: Jun 30, Jul 1, Jul 2, Jul 3 (early close), then Jul 7 (Jul 4 is a holiday)
+    assert until == cal.session_close(datetime(2014, 7, 7).date())
+    acct = account(cooldown_until=until, day="2014-07-07")
+    blocked = check_entry(LIMITS, acct, decision(), 100.0, cal.session_open(datetime(2014, 7, 7).date()), True, False)
+    allowed = check_entry(LIMITS, acct, decision(), 100.0, cal.session_open(datetime(2014, 7, 8).date()), True, False)
+    assert blocked.reason == "cooldown after 3 stop-outs" and allowed.approved
+    # And a cooldown of 0 bars ends at once
+    assert cooldown_end(stop, 0) == stop

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mytrader.market.calendar import NEW_YORK, nyse
 from mytrader.models import Action, OrderSide, Position, TradeOutcome
 
 
@@ -63,5 +64,15 @@ def close_outcome(pos: Position, exit_price: float, exit_ts: datetime, exit_fee:
 
 
 def cooldown_end(bar_ts: datetime, bars: int) -> datetime:
-    """Cooldown measured in calendar days for daily bars (bars x 1 day, conservative across weekends)."""
-    return bar_ts + timedelta(days=bars)
+    """End of a cooldown of `bars` daily bars after the bar stamped bar_ts: the close of the bars-th NYSE
+    session after that bar's, so weekends and holidays do not shorten it; entries resume the session after.
+    Outside the session table (synthetic far-future dates) it falls back to calendar days."""
+    if bars <= 0:
+        return bar_ts
+    cal = nyse()
+    day = bar_ts.astimezone(NEW_YORK).date()
+    if not (cal.covers(day) and cal.covers(day + timedelta(days=2 * bars + 10))):
+        return bar_ts + timedelta(days=bars)
+    for _ in range(bars):
+        day = cal.next_session(day)
+    return cal.session_close(day)
