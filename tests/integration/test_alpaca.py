@@ -73,8 +73,15 @@ def test_news_source(alpaca):
     alpaca.news = [{"id": 1, "headline": "Apple &amp; partners beat", "summary": "", "created_at": "2024-01-02T13:00:00Z",
                     "symbols": ["AAPL"], "source": "benzinga"},
                    {"id": 2, "headline": "Later", "created_at": "2024-01-03T13:00:00Z", "symbols": ["AAPL"]}]
-    items = AlpacaNewsSource("k", "s", base_url=alpaca.url).items("AAPL", datetime(2024, 1, 1, tzinfo=UTC), NOW)
+    alpaca.news += [{"id": 3, "headline": "No date", "symbols": ["AAPL"]},
+                    {"id": 4, "headline": "Bad date", "created_at": "yesterday", "symbols": ["AAPL"]},
+                    {"id": 5, "headline": None, "created_at": "2024-01-02T12:00:00Z"}, "not an object"]
+    source = AlpacaNewsSource("k", "s", base_url=alpaca.url)
+    items = source.items("AAPL", datetime(2024, 1, 1, tzinfo=UTC), NOW)
     assert [i.headline for i in items] == ["Apple & partners beat"] and items[0].source == "alpaca:benzinga"
+    # malformed items are skipped, each recorded with why
+    assert [s.split(":")[0] for s in source.skipped] == ["AAPL news id 3", "AAPL news id 4", "AAPL news id 5",
+                                                         "AAPL news id ?"]
 
 
 def test_executor_with_alpaca_survives_crashes_without_duplicates(make_stack, alpaca):

@@ -98,7 +98,10 @@ def test_aggregate_keeps_a_breakdown_per_source_and_ignores_future_items():
 def test_rss_source_parses_a_feed_fixture():
     rss = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
     <item><title>NVDA beats &amp; raises</title><pubDate>Tue, 02 Mar 2010 15:00:00 GMT</pubDate></item>
-    <item><title>Later news</title><pubDate>Fri, 05 Mar 2010 15:00:00 GMT</pubDate></item></channel></rss>"""
+    <item><title>Later news</title><pubDate>Fri, 05 Mar 2010 15:00:00 GMT</pubDate></item>
+    <item><title>Undated</title></item><item><title> </title><pubDate>Tue, 02 Mar 2010 16:00:00 GMT</pubDate></item>
+    </channel></rss>"""
     src = RssSource("https://feeds.example/{symbol}", fetch=lambda url: rss)
     items = src.items("NVDA", datetime(2010, 3, 1, tzinfo=UTC), datetime(2010, 3, 3, tzinfo=UTC))
     assert [i.headline for i in items] == ["NVDA beats & raises"]
+    assert list(src.skipped) == ["NVDA entry 2: no date", "NVDA entry 3: empty title"]
