@@ -17,6 +17,11 @@ METRICS_NAMESPACE = "MyTrader"
 LOCAL_BYTECODE = ["__pycache__", "*.pyc"]  # left by local runs; not for Python 3.13, and it would change the asset hash
 
 
+def service_name(key: str) -> str:
+    """Powertools' service dimension of a function's metrics (the same whatever the stack prefix)."""
+    return f"mytrader-{FUNCTIONS[key].name_suffix}"
+
+
 def make_function(scope: Construct, key: str, *, prefix: str, layer: lambda_.ILayerVersion, arch: str,
                   env: dict[str, str], log_level: str = "INFO") -> lambda_.Function:
     spec = FUNCTIONS[key]
@@ -30,6 +35,6 @@ def make_function(scope: Construct, key: str, *, prefix: str, layer: lambda_.ILa
         layers=[layer], timeout=Duration.seconds(spec.timeout_s), memory_size=spec.memory_mb,
         tracing=lambda_.Tracing.ACTIVE, log_group=log_group, logging_format=lambda_.LoggingFormat.JSON,
         description=f"MyTrader {key}: {spec.why}",
-        environment={"POWERTOOLS_SERVICE_NAME": f"mytrader-{spec.name_suffix}",
+        environment={"POWERTOOLS_SERVICE_NAME": service_name(key),
                      "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE, "POWERTOOLS_LOG_LEVEL": log_level,
                      **env})

@@ -10,7 +10,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
-from .functions import METRICS_NAMESPACE
+from .functions import METRICS_NAMESPACE, service_name
 
 
 class Monitoring(Construct):
@@ -40,7 +40,7 @@ class Monitoring(Construct):
         return a
 
     def wire(self, *, decisions, execution, learning) -> None:
-        dc, ex = "mytrader-decision-cycle", "mytrader-executor"
+        dc, ex = service_name("decision_cycle"), service_name("executor")
         self.alarm("dlq-depth", decisions.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)), 0,
                    "Decisions reached the DLQ: inspect, then `mytrader ops redrive-dlq`")
         self.alarm("schedule-dlq-depth", decisions.schedule_dlq.metric_approximate_number_of_messages_visible(
@@ -68,5 +68,12 @@ class Monitoring(Construct):
             cw.GraphWidget(title="Executions", left=[self.metric("DecisionExecuted", service=ex),
                                                      self.metric("DecisionRejected", service=ex),
                                                      self.metric("DecisionSkipped", service=ex)]),
-            cw.GraphWidget(title="Realised P&L (USD)", left=[self.metric("RealisedPnl", service="mytrader-outcomes")]),
+            cw.GraphWidget(title="Realised P&L (USD)", left=[self.metric("RealisedPnl", service=service_name("outcomes"))]),
+            cw.GraphWidget(title="Cold starts", left=[
+                cw.Metric(namespace=METRICS_NAMESPACE, metric_name="ColdStart", statistic="Sum", label=key,
+                          period=Duration.hours(1), dimensions_map={"function_name": fn.function_name,
+                                                                    "service": service_name(key)})
+                for key, fn in (("decision_cycle", decisions.function), ("executor", execution.executor),
+                                ("outcomes", execution.outcomes), ("dataset_export", learning.export),
+                                ("finetune_tasks", learning.tasks))]),
         )

@@ -19,7 +19,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     try:

@@ -66,7 +66,7 @@ def record_handler(record: SQSRecord) -> dict:
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     idempotency.register_lambda_context(context)

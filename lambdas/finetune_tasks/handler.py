@@ -20,7 +20,7 @@ class UnknownAction(ValueError):
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event, context):
     action = (event or {}).get("action")

@@ -130,7 +130,12 @@ def test_alarms_and_dashboard(template):
     alarms = resources(template, "AWS::CloudWatch::Alarm")
     assert len(alarms) >= 7
     assert all(a["Properties"]["AlarmActions"] for a in alarms.values())
-    assert resources(template, "AWS::CloudWatch::Dashboard")
+    (dashboard,) = resources(template, "AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    # every function's cold starts (Powertools' ColdStart metric, by function name) are on the dashboard
+    assert body.count('\\"ColdStart\\"') == 5, body[:300]
+    for service in ("decision-cycle", "executor", "outcomes", "dataset-export", "finetune-tasks"):
+        assert f"mytrader-{service}" in body
 
 
 def test_broker_secret_value_is_generated_not_in_the_template(template):
