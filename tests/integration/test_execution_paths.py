@@ -93,3 +93,70 @@ def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(st
     result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=95.0)
     assert result["result"] == "EXECUTED" and tl.position("ABC") is None and tl.account_state().open_positions == 0
     assert DecisionStatus.EXECUTED.value == status(tl)[0]
+
+
+def held(tl, deps) -> Position:
+    """A BUY filled at 100, then a broker that accepts closing orders without filling them."""
+    execute_decision(buy(tl), NOW, deps)
+    deps.broker.fill_on_submit = None
+    return tl.position("ABC")
+
+
+def test_a_close_filled_in_part_waits_for_the_rest(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    pos = held(tl, deps)
+    qty = abs(pos.qty)
+    close_position_at = NOW + timedelta(hours=1)
+    # Given the closing order is working with part of it filled
+    with pytest.raises(BrokerError):
+        close_position(pos, "d-abc-x", close_position_at, "take_profit", deps, quote=110.0)
+    deps.broker.report("d-abc-x", "partially_filled", qty - 1, 110.0)
+    # When the close is retried, Then it still waits and the book has not moved
+    with pytest.raises(BrokerError, match=f"filled {qty - 1:g} of {qty:g}"):
+        close_position(pos, "d-abc-x", close_position_at, "take_profit", deps, quote=110.0)
+    assert tl.position("ABC") == pos and tl.account_state().open_positions == 1
+
+
+def test_a_close_the_broker_rejects_is_sent_again_as_a_new_order(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    pos = held(tl, deps)
+    # Given the broker rejects the closing order outright
+    with pytest.raises(BrokerError):
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    deps.broker.report("d-abc-x", "rejected")
+    with pytest.raises(BrokerError, match="broker rejected close order d-abc-x with 0"):
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    # When the close runs again (the next outcomes run) and the new order fills
+    deps.broker.fill_on_submit = 94.0
+    result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
+    # Then a second order was sent under a new client order id, and the position is closed at its price
+    assert sorted(deps.broker.orders) == ["d-abc", "d-abc-x", "d-abc-x-r1"]
+    assert result["result"] == "EXECUTED" and tl.position("ABC") is None
+    assert round(result["pnl"], 6) == round(abs(pos.qty) * (94.0 - 100.0), 6)
+
+
+def test_a_close_ended_short_keeps_its_part_and_the_exit_averages_both_orders(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    pos = held(tl, deps)
+    qty = abs(pos.qty)
+    cash_before = tl.account_state().cash
+    # Given the first closing order fills 4 shares at 95 and then expires
+    with pytest.raises(BrokerError):
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    deps.broker.report("d-abc-x", "expired", 4, 95.0, fee=0.4)
+    with pytest.raises(BrokerError, match="a new order follows"):
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    # When the rest is sold by a new order at 94
+    deps.broker.fill_on_submit = 94.0
+    result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
+    # Then the new order was for the rest only, and the book closed the whole position at the average exit
+    assert deps.broker.orders["d-abc-x-r1"].qty == qty - 4
+    exit_avg = (4 * 95.0 + (qty - 4) * 94.0) / qty
+    (outcome,) = tl.outcomes()
+    assert round(outcome.exit_price, 6) == round(exit_avg, 6) and tl.position("ABC") is None
+    assert round(tl.account_state().cash - cash_before, 6) == round(qty * exit_avg - 0.4, 6)
+    assert sorted(f.qty for f in tl.fills()) == sorted([qty, 4, qty - 4])  # the entry and both exit orders
+    assert result["result"] == "EXECUTED"

@@ -26,6 +26,9 @@ class BrokerOrder(BaseModel):
     fee: float = 0.0
 
 
+BROKER_DONE = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day"})  # no more fills will come
+
+
 class BrokerError(Exception):
     """The broker refused or failed; `retryable` tells the executor whether a redelivery may succeed."""
 

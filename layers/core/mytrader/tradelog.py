@@ -192,10 +192,30 @@ class TradeLog:
                 keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
         return out
 
-    def position_entry_fee(self, symbol: str) -> float:
+    def position_row(self, symbol: str) -> dict | None:
+        """The position's item: doc, entry_fee, checked_bar, and what earlier close orders filled, if any."""
         resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
                                 ConsistentRead=True)
-        return float(from_item(resp["Item"]).get("entry_fee", 0.0)) if "Item" in resp else 0.0
+        return from_item(resp["Item"]) if "Item" in resp else None
+
+    def position_entry_fee(self, symbol: str) -> float:
+        row = self.position_row(symbol)
+        return float(row.get("entry_fee", 0.0)) if row else 0.0
+
+    def close_attempt_ended(self, symbol: str, attempt: int, fill: Fill | None, owner: str) -> None:
+        """A close order the broker ended short (canceled, expired, rejected): keep what it filled on the position
+        and move to the next attempt, which will send a new order for the rest. Conditioned on the attempt, so a
+        concurrent close cannot record the same order twice."""
+        qty, notional, fee = (fill.qty, fill.qty * fill.price, fill.fee) if fill else (0.0, 0.0, 0.0)
+        items = [{"Update": {
+            "TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+            "UpdateExpression": "SET close_attempt = :next ADD closing_qty :q, closing_notional :n, closing_fee :f",
+            "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(close_attempt) OR close_attempt = :at)",
+            "ExpressionAttributeValues": to_item({":next": attempt + 1, ":at": attempt, ":q": qty, ":n": notional,
+                                                  ":f": fee})}}]
+        if fill:
+            items.append(self.put(self.fill_item(owner, fill, seq=10 + attempt)))
+        self.transact(items)
 
     def bump_bars_held(self, pos: Position, bar_ts: int) -> None:
         """One more bar held, remembering which bar was checked so a re-run never counts it twice."""

@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from mytrader.broker import BrokerError, BrokerOrder, new_order
+from mytrader.broker import BROKER_DONE, BrokerError, BrokerOrder, new_order
 from mytrader.config import TradingConfig
 from mytrader.market.calendar import nyse
 from mytrader.errors import DataQualityError
@@ -186,11 +186,24 @@ def _record_entry(decision: TradeDecision, order, placed: BrokerOrder, quote: fl
 def close_position(pos: Position, client_order_id: str, now: datetime, reason: str, deps: ExecDeps,
                    decision: TradeDecision | None = None, fill_price: float | None = None, quote: float | None = None,
                    exit_ts: datetime | None = None) -> dict:
-    """Reduce-only close (signal, stop, target, time limit, flatten): never blocked by the kill switch."""
+    """Reduce-only close (signal, stop, target, time limit, flatten): never blocked by the kill switch.
+
+    With a real broker a close order may fill in parts or be ended short (canceled, expired, rejected). The
+    book changes only once the whole position is sold: until then a working order is waited for (a retryable
+    error), and an order the broker ended short leaves what it filled on the position and makes way for a new
+    order (client_order_id suffixed -r1, -r2, ...) for the rest. The exit price is the average over all of them.
+    """
     tl, cfg = deps.tradelog, deps.cfg
     side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-    order = new_order(client_order_id, pos.symbol, side, abs(pos.qty), now, True)
-    placed = deps.broker.get_by_client_order_id(client_order_id) if deps.idempotent else None
+    row = tl.position_row(pos.symbol) or {}
+    attempt = int(row.get("close_attempt", 0))
+    done_qty, done_notional, done_fee = (float(row.get(k, 0.0)) for k in ("closing_qty", "closing_notional",
+                                                                           "closing_fee"))
+    remaining = round(abs(pos.qty) - done_qty, 9)
+    coid = client_order_id if attempt == 0 else f"{client_order_id}-r{attempt}"
+    owner = decision.decision_id if decision is not None else pos.decision_id
+    order = new_order(coid, pos.symbol, side, remaining, now, True)
+    placed = deps.broker.get_by_client_order_id(coid) if deps.idempotent else None
     if placed is None:
         if quote is None:
             try:
@@ -200,15 +213,25 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
                     return _finish(tl, decision, DecisionStatus.REJECTED, f"no quote to close: {exc.problem}")
                 raise
         placed = _submit(deps, order, quote, fill_price)
-    if placed.filled_qty <= 0:
-        raise BrokerError(f"close order {client_order_id} not filled yet", retryable=True)
-    entry_fee = tl.position_entry_fee(pos.symbol)
+    if placed.filled_qty < remaining:
+        if placed.status not in BROKER_DONE:
+            raise BrokerError(f"close order {coid} filled {placed.filled_qty:g} of {remaining:g} so far", retryable=True)
+        part = Fill(client_order_id=coid, symbol=pos.symbol, side=side, qty=placed.filled_qty,
+                    price=placed.filled_avg_price, fee=placed.fee, filled_at=now) if placed.filled_qty > 0 else None
+        try:
+            tl.close_attempt_ended(pos.symbol, attempt, part, owner)
+        except ConditionFailed:
+            pass  # a concurrent close recorded this attempt already
+        raise BrokerError(f"broker {placed.status} close order {coid} with {placed.filled_qty:g} of {remaining:g} "
+                          "filled; a new order follows", retryable=True)
+    exit_price = (done_notional + placed.filled_qty * placed.filled_avg_price) / (done_qty + placed.filled_qty)
+    exit_fee = done_fee + placed.fee
+    entry_fee = float(row.get("entry_fee", 0.0))
     at = exit_ts or now
-    outcome = close_outcome(pos, placed.filled_avg_price, at, placed.fee, entry_fee, reason, pos.bars_held + 1)
-    cash = pos.qty * placed.filled_avg_price - placed.fee
-    fill = Fill(client_order_id=client_order_id, symbol=pos.symbol, side=side, qty=placed.filled_qty,
+    outcome = close_outcome(pos, exit_price, at, exit_fee, entry_fee, reason, pos.bars_held + 1)
+    cash = pos.qty * exit_price - exit_fee
+    fill = Fill(client_order_id=coid, symbol=pos.symbol, side=side, qty=placed.filled_qty,
                 price=placed.filled_avg_price, fee=placed.fee, filled_at=now)
-    owner = decision.decision_id if decision is not None else pos.decision_id
     for _ in range(STREAK_ATTEMPTS):
         # The stop-out streak is read, then written on the condition that no other close changed it meanwhile
         # (the executor and the outcomes function close concurrently); a lost race re-reads and recomputes.

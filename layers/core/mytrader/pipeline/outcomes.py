@@ -6,6 +6,7 @@ import json
 import logging
 from datetime import datetime, timedelta
 
+from mytrader.broker import BROKER_DONE
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
 from mytrader.pipeline.queue import send_decision
 from mytrader.pipeline.execution import ExecDeps, close_position
@@ -56,9 +57,6 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
                 summary["resent"] += 1
     summary["dead_lettered"] = mark_dead_letters(tl, sqs, dlq_url)
     return summary
-
-
-BROKER_DONE = {"filled", "canceled", "expired", "rejected", "done_for_day"}  # no more fills will come
 
 
 def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
