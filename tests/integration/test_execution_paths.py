@@ -8,7 +8,7 @@ import pytest
 
 from mytrader.broker import BrokerError
 from mytrader.config import RiskLimits, TradingConfig
-from mytrader.models import DecisionStatus, Position
+from mytrader.models import Action, DecisionStatus, Position
 from mytrader.pipeline.execution import close_position, execute_decision
 from tests.integration.execution_fakes import NOW, Quotes, ScriptedBroker, buy, exec_deps, trade_log
 
@@ -160,3 +160,44 @@ def test_a_close_ended_short_keeps_its_part_and_the_exit_averages_both_orders(st
     assert round(tl.account_state().cash - cash_before, 6) == round(qty * exit_avg - 0.4, 6)
     assert sorted(f.qty for f in tl.fills()) == sorted([qty, 4, qty - 4])  # the entry and both exit orders
     assert result["result"] == "EXECUTED"
+
+
+def sell(tl, decision_id: str = "d-sell"):
+    d = buy(tl, decision_id=decision_id).model_copy(update={"action": Action.SELL, "stop_loss": None,
+                                                            "take_profit": None, "position_size_pct": 0.0})
+    tl.put_decision(d)
+    return d
+
+
+def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_selling_twice(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    pos = held(tl, deps)
+    # Given a SELL decision whose closing order the broker is still working
+    decision = sell(tl)
+    with pytest.raises(BrokerError, match="so far"):
+        execute_decision(decision, NOW + timedelta(minutes=5), deps)
+    # When the outcomes run sees the stop hit meanwhile
+    with pytest.raises(BrokerError, match="so far"):
+        close_position(pos, "d-abc-x", NOW + timedelta(minutes=15), "stop_loss", deps, quote=94.0)
+    # Then no second sell order went out
+    assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
+    # And when the broker fills the SELL's order, the next outcomes run books it as the signal's close
+    deps.broker.report("d-sell", "filled", abs(pos.qty), 96.0)
+    result = close_position(pos, "d-abc-x", NOW + timedelta(minutes=30), "stop_loss", deps, quote=94.0)
+    (outcome,) = tl.outcomes()
+    assert result["result"] == "EXECUTED" and outcome.exit_reason == "signal" and outcome.exit_price == 96.0
+    assert status(tl, "d-sell")[0] == "EXECUTED" and tl.position("ABC") is None
+    assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
+
+
+def test_a_close_of_a_position_already_gone_sends_nothing(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    execute_decision(buy(tl), NOW, deps)
+    pos = tl.position("ABC")
+    close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "take_profit", deps, quote=110.0)
+    # When a stale copy of the position is closed again under another order id
+    result = close_position(pos, "d-abc-y", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
+    # Then nothing is sent to the broker: selling now would open a short
+    assert result["result"] == "already_closed" and "d-abc-y" not in deps.broker.orders

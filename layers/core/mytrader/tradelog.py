@@ -202,6 +202,16 @@ class TradeLog:
         row = self.position_row(symbol)
         return float(row.get("entry_fee", 0.0)) if row else 0.0
 
+    def mark_closing(self, symbol: str, base_coid: str, reason: str, owner: str) -> None:
+        """Claims the position for one close before its first order goes out: every later close of it (a stop
+        seen by outcomes while a SELL decision's order works, a flatten) continues that order instead of sending
+        a second one. Raises ConditionFailed if the position is gone or another close claimed it first."""
+        self.transact([{"Update": {
+            "TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+            "UpdateExpression": "SET closing_base = :b, closing_reason = :r, closing_owner = :o",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(closing_base)",
+            "ExpressionAttributeValues": to_item({":b": base_coid, ":r": reason, ":o": owner})}}])
+
     def close_attempt_ended(self, symbol: str, attempt: int, fill: Fill | None, owner: str) -> None:
         """A close order the broker ended short (canceled, expired, rejected): keep what it filled on the position
         and move to the next attempt, which will send a new order for the rest. Conditioned on the attempt, so a

@@ -80,6 +80,12 @@ def execute_decision(decision: TradeDecision, now: datetime, deps: ExecDeps) -> 
     return _open_position(decision, now, deps)
 
 
+def _already_closed(tl: TradeLog, pos: Position, decision: TradeDecision | None) -> dict:
+    if decision is not None:
+        return _finish(tl, decision, DecisionStatus.SKIPPED, "position already closed")
+    return {"symbol": pos.symbol, "result": "already_closed"}
+
+
 def _reduces(action: Action, pos: Position) -> bool:
     return (action == Action.SELL and pos.qty > 0) or (action == Action.BUY and pos.qty < 0)
 
@@ -196,15 +202,21 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
     tl, cfg = deps.tradelog, deps.cfg
     side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
     row = tl.position_row(pos.symbol) or {}
+    # A close already under way (its order claimed the position) is continued, never doubled by a second order.
+    base = row.get("closing_base") or client_order_id
+    reason = row.get("closing_reason") or reason
+    starter = row.get("closing_owner")
     attempt = int(row.get("close_attempt", 0))
     done_qty, done_notional, done_fee = (float(row.get(k, 0.0)) for k in ("closing_qty", "closing_notional",
                                                                            "closing_fee"))
     remaining = round(abs(pos.qty) - done_qty, 9)
-    coid = client_order_id if attempt == 0 else f"{client_order_id}-r{attempt}"
+    coid = base if attempt == 0 else f"{base}-r{attempt}"
     owner = decision.decision_id if decision is not None else pos.decision_id
     order = new_order(coid, pos.symbol, side, remaining, now, True)
     placed = deps.broker.get_by_client_order_id(coid) if deps.idempotent else None
     if placed is None:
+        if not row and deps.idempotent:  # the position is gone: selling now would open the other side
+            return _already_closed(tl, pos, decision)
         if quote is None:
             try:
                 quote = deps.quotes.quote(pos.symbol, now)
@@ -212,6 +224,12 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
                 if decision is not None:
                     return _finish(tl, decision, DecisionStatus.REJECTED, f"no quote to close: {exc.problem}")
                 raise
+        if "closing_base" not in row and deps.idempotent:
+            try:
+                tl.mark_closing(pos.symbol, base, reason, owner)
+            except ConditionFailed:
+                raise BrokerError(f"another close of {pos.symbol} started meanwhile; it is continued on retry",
+                                  retryable=True) from None
         placed = _submit(deps, order, quote, fill_price)
     if placed.filled_qty < remaining:
         if placed.status not in BROKER_DONE:
@@ -257,11 +275,11 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
             break
         except ConditionFailed as exc:
             if exc.reasons[0] == "ConditionalCheckFailed":  # the position is already gone: a duplicate close
-                if decision is not None:
-                    return _finish(tl, decision, DecisionStatus.SKIPPED, "position already closed")
-                return {"symbol": pos.symbol, "result": "already_closed"}
+                return _already_closed(tl, pos, decision)
             if exc.reasons[3] != "ConditionalCheckFailed":
                 raise
     else:
         raise BrokerError(f"close of {pos.symbol} lost the account update {STREAK_ATTEMPTS} times", retryable=True)
+    if starter and starter not in (owner, pos.decision_id):  # the SELL or flatten decision that began this close
+        tl.set_status(starter, DecisionStatus.EXECUTED, f"closed: {reason} (completed by a later run)")
     return {"decision_id": owner, "result": "EXECUTED", "closed": reason, "pnl": outcome.pnl}
