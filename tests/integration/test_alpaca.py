@@ -104,3 +104,23 @@ def test_latest_trade_quote_and_bars_for_the_executor_and_outcomes(alpaca):
     assert md.bar_at("AAPL", datetime(2024, 1, 3, tzinfo=UTC)) == 0 and len(md.full("AAPL")) == 1
     with pytest.raises(DataQualityError, match="latest trade HTTP 404"):
         md.quote("NONE", NOW)
+
+
+def test_alpaca_order_states_map_onto_what_the_executor_waits_for(alpaca):
+    from mytrader.broker import BROKER_DONE
+
+    # Given orders in each of Alpaca's documented states
+    broker = AlpacaBroker("k", "s", base_url=alpaca.url)
+    alpaca.fill_mode = "new"
+    states = {"new": False, "pending_new": False, "accepted": False, "partially_filled": False,
+              "pending_cancel": False, "filled": True, "canceled": True, "expired": True, "rejected": True,
+              "done_for_day": True}
+    for k, state in enumerate(states):
+        broker.submit(order(f"s{k}", 10), 100.0)
+        alpaca.orders[-1].update(status=state, filled_qty="3" if state != "new" else "0",
+                                 filled_avg_price="99.5" if state != "new" else None)
+    # When the executor looks them up, Then it knows which ones will never fill further, and what filled
+    for k, (state, done) in enumerate(states.items()):
+        placed = broker.get_by_client_order_id(f"s{k}")
+        assert (placed.status in BROKER_DONE) == done, state
+        assert placed.filled_qty == (3.0 if state != "new" else 0.0)
