@@ -180,8 +180,12 @@ def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_se
     # When the outcomes run sees the stop hit meanwhile
     with pytest.raises(BrokerError, match="so far"):
         close_position(pos, "d-abc-x", NOW + timedelta(minutes=15), "stop_loss", deps, quote=94.0)
-    # Then no second sell order went out
+    # Then no second sell order went out, and operators see the close under way
     assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
+    from mytrader.ops import Ops
+
+    assert Ops(stack.prefix).status()["closing"] == [{"symbol": "ABC", "close_order": "d-sell", "reason": "signal",
+                                                      "attempt": 0, "closed_qty": 0.0}]
     # And when the broker fills the SELL's order, the next outcomes run books it as the signal's close
     deps.broker.report("d-sell", "filled", abs(pos.qty), 96.0)
     result = close_position(pos, "d-abc-x", NOW + timedelta(minutes=30), "stop_loss", deps, quote=94.0)

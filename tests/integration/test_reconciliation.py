@@ -77,3 +77,18 @@ def test_a_partly_filled_order_that_expires_keeps_what_filled(world):
     assert tl.account_state().open_positions == 1
     assert tl.get_decision_row("d-abc")["status"] == DecisionStatus.EXECUTED.value
     assert reconcile_open_orders(tl, deps, NOW + timedelta(hours=7)) == 0
+
+
+def test_ops_status_shows_orders_awaiting_fills_and_closes_under_way(world, stack):
+    from mytrader.ops import Ops
+
+    tl, broker, deps, qty = world
+    # Given an entry order the broker has partly filled
+    broker.report("d-abc", "partially_filled", 4, 100.0)
+    reconcile_open_orders(tl, deps, NOW)
+    # When an operator asks for the status
+    status = Ops(stack.prefix).status()
+    # Then the order awaiting the rest of its fill is listed with what filled so far
+    assert status["open_orders"] == [{"client_order_id": "d-abc", "symbol": "ABC", "status": "partially_filled",
+                                      "qty": qty, "filled_qty": 4.0}]
+    assert status["positions"][0]["qty"] == 4 and status["closing"] == []

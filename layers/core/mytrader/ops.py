@@ -1,6 +1,7 @@
 """Operations against whatever AWS the environment points at (the embedded one or a real account)."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import boto3
@@ -37,9 +38,16 @@ class Ops:
             account = self.tl.account_state().model_dump(mode="json")
         except LookupError:
             account = None
+        rows = self.tl.position_rows()
         return {"kill_switch": self._param("KILL_SWITCH"), "mode": self._param("MODE"),
                 "active_model": self._param("ACTIVE_MODEL"), "previous_model": self._param("PREVIOUS_MODEL"),
-                "account": account, "positions": [p.model_dump(mode="json") for p in self.tl.positions()],
+                "account": account, "positions": [json.loads(r["doc"]) for r in rows],
+                "closing": [{"symbol": r["sk"][4:], "close_order": r["closing_base"], "reason": r.get("closing_reason"),
+                             "attempt": int(r.get("close_attempt", 0)), "closed_qty": float(r.get("closing_qty", 0))}
+                            for r in rows if "closing_base" in r],
+                "open_orders": [{"client_order_id": r["client_order_id"], "symbol": r["symbol"], "status": r["status"],
+                                 "qty": float(r.get("qty", 0)), "filled_qty": float(r.get("filled_qty", 0))}
+                                for r in self.tl.open_order_rows()],
                 "decisions_by_status": self.tl.count_by_status(), "queue_depth": depth}
 
     def set_kill_switch(self, on: bool) -> None:

@@ -192,6 +192,11 @@ class TradeLog:
                 keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
         return out
 
+    def open_order_rows(self) -> list[dict]:
+        """Entry orders the broker has not finished (accepted or partly filled): outcomes reconciles them."""
+        return self._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
+                               ExpressionAttributeValues=to_item({":p": "ORDERS#OPEN"}))
+
     def position_row(self, symbol: str) -> dict | None:
         """The position's item: doc, entry_fee, checked_bar, and what earlier close orders filled, if any."""
         resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),

@@ -66,9 +66,7 @@ def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
     done with the order it leaves the open set; if nothing ever filled, the position slot reserved for it is
     freed and the decision ends REJECTED with the broker's verdict."""
     n = 0
-    rows = tl._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "ORDERS#OPEN"}})
-    for row in rows:
+    for row in tl.open_order_rows():
         placed = deps.broker.get_by_client_order_id(row["client_order_id"])
         if placed is None:
             continue
