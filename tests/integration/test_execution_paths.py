@@ -186,7 +186,9 @@ def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_se
 
     assert Ops(stack.prefix).status()["closing"] == [{"symbol": "ABC", "close_order": "d-sell", "reason": "signal",
                                                       "attempt": 0, "closed_qty": 0.0}]
-    # And when the broker fills the SELL's order, the next outcomes run books it as the signal's close
+    # And when the SELL's message has meanwhile run out of receives and the broker then fills its order,
+    # the next outcomes run books it as the signal's close, and the SELL decision ends EXECUTED after all
+    assert tl.set_status("d-sell", DecisionStatus.DEAD_LETTERED, "dlq")
     deps.broker.report("d-sell", "filled", abs(pos.qty), 96.0)
     result = close_position(pos, "d-abc-x", NOW + timedelta(minutes=30), "stop_loss", deps, quote=94.0)
     (outcome,) = tl.outcomes()

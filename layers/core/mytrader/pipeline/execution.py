@@ -280,6 +280,9 @@ def close_position(pos: Position, client_order_id: str, now: datetime, reason: s
                 raise
     else:
         raise BrokerError(f"close of {pos.symbol} lost the account update {STREAK_ATTEMPTS} times", retryable=True)
-    if starter and starter not in (owner, pos.decision_id):  # the SELL or flatten decision that began this close
-        tl.set_status(starter, DecisionStatus.EXECUTED, f"closed: {reason} (completed by a later run)")
+    if starter and starter not in (owner, pos.decision_id):  # the SELL or flatten decision that began this close,
+        for prior in (DecisionStatus.PENDING, DecisionStatus.DEAD_LETTERED):  # its message perhaps dead-lettered
+            if tl.set_status(starter, DecisionStatus.EXECUTED, f"closed: {reason} (completed by a later run)",
+                             from_status=prior.value):
+                break
     return {"decision_id": owner, "result": "EXECUTED", "closed": reason, "pnl": outcome.pnl}
