@@ -55,6 +55,8 @@ class Monitoring(Construct):
         self.alarm("llm-fallback-rate", fallback_rate, 20, "More than 20 % of advisor calls fell back to the strategy")
         self.alarm("kill-switch-tripped", self.metric("KillSwitchRejections", service=ex), 0,
                    "Entries rejected by the kill switch or the daily-loss limit")
+        self.alarm("position-mismatch", self.metric("PositionMismatches", service=service_name("outcomes")), 0,
+                   "The book and the broker hold different quantities (`mytrader ops status`; trades outside MyTrader?)")
         self.alarm("finetune-failed", learning.state_machine.metric_failed(period=Duration.minutes(5)), 0,
                    "The fine-tuning workflow failed")
         dash = cw.Dashboard(self, "dashboard", dashboard_name=f"{decisions.node.scope.node.id}-trading")

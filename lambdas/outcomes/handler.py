@@ -26,4 +26,6 @@ def lambda_handler(event, context):
     for key in ("closed", "reconciled", "resent", "dead_lettered", "errors"):
         metrics.add_metric(name=f"Outcomes{key.title().replace('_', '')}", unit=MetricUnit.Count, value=result[key])
     metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.get("realised_pnl", 0.0))
+    metrics.add_metric(name="PositionMismatches", unit=MetricUnit.Count,
+                       value=len(result.get("position_mismatches", [])))
     return result

@@ -69,6 +69,8 @@ class AlpacaFixture:
                     match = [o for o in fixture.orders if o["client_order_id"] == q.get("client_order_id")]
                     return self._send(200, match[0]) if match else self._send(404, {"code": 40410000,
                                                                                       "message": "order not found"})
+                if url.path == "/v2/positions":
+                    return self._send(200, fixture.positions())
                 if url.path.startswith("/v2/stocks/") and url.path.endswith("/bars"):
                     symbol = url.path.split("/")[3]
                     rows = fixture.bars.get(symbol, [])
@@ -89,6 +91,17 @@ class AlpacaFixture:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def positions(self) -> list[dict]:
+        """Open positions in the documented shape (qty unsigned, side long|short), from the filled orders."""
+        held: dict[str, float] = {}
+        for o in self.orders:
+            signed = float(o["filled_qty"] or 0) * (1 if o["side"] == "buy" else -1)
+            held[o["symbol"]] = held.get(o["symbol"], 0.0) + signed
+        return [{"asset_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, sym)), "symbol": sym, "exchange": "NASDAQ",
+                 "asset_class": "us_equity", "qty": str(abs(q)), "side": "long" if q > 0 else "short",
+                 "avg_entry_price": str(self.fill_price), "market_value": str(abs(q) * self.fill_price)}
+                for sym, q in sorted(held.items()) if abs(q) > 1e-9]
 
     def fill_all(self) -> None:
         for o in self.orders:

@@ -39,6 +39,12 @@ class ScriptedBroker:
     def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
         return self.orders.get(client_order_id)
 
+    def positions(self) -> dict[str, float]:
+        held: dict[str, float] = {}
+        for o in self.orders.values():
+            held[o.symbol] = held.get(o.symbol, 0.0) + o.filled_qty * (1 if o.side.value == "buy" else -1)
+        return {sym: q for sym, q in held.items() if q}
+
     def report(self, coid: str, status: str, filled_qty: float = 0.0, avg: float | None = None, fee: float = 0.0):
         self.orders[coid] = self.orders[coid].model_copy(update={
             "status": status, "filled_qty": filled_qty, "filled_avg_price": avg, "fee": fee})

@@ -94,6 +94,13 @@ def test_executor_with_alpaca_survives_crashes_without_duplicates(make_stack, al
     assert states["PENDING"] == 0
     assert len(tradelog(stack).fills()) == len(coids)
     json.dumps(states)
+    # and the book agrees with what the broker holds, until someone trades outside MyTrader
+    stack.set_param("REPLAY_CLOCK", datetime(2011, 4, 1, 20, 30, tzinfo=UTC).isoformat())
+    assert stack.invoke("outcomes", {})["position_mismatches"] == []
+    alpaca.orders.append({**alpaca.orders[0], "id": "manual", "client_order_id": "by-hand", "side": "buy",
+                          "filled_qty": "7", "symbol": "ZZZ"})
+    mismatches = stack.invoke("outcomes", {})["position_mismatches"]
+    assert mismatches == [{"symbol": "ZZZ", "book": 0.0, "broker": 7.0}]
 
 
 def test_latest_trade_quote_and_bars_for_the_executor_and_outcomes(alpaca):
@@ -104,6 +111,13 @@ def test_latest_trade_quote_and_bars_for_the_executor_and_outcomes(alpaca):
     assert md.bar_at("AAPL", datetime(2024, 1, 3, tzinfo=UTC)) == 0 and len(md.full("AAPL")) == 1
     with pytest.raises(DataQualityError, match="latest trade HTTP 404"):
         md.quote("NONE", NOW)
+
+
+def test_alpaca_positions_are_signed_quantities(alpaca):
+    broker = AlpacaBroker("k", "s", base_url=alpaca.url)
+    broker.submit(order("long1", 10), 100.0)
+    broker.submit(new_order("short1", "MSFT", OrderSide.SELL, 4, NOW, False), 100.0)
+    assert broker.positions() == {"AAPL": 10.0, "MSFT": -4.0}
 
 
 def test_alpaca_order_states_map_onto_what_the_executor_waits_for(alpaca):

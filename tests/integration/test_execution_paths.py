@@ -6,10 +6,12 @@ from datetime import timedelta
 
 import pytest
 
-from mytrader.broker import BrokerError
+from mytrader.broker import BrokerError, new_order
 from mytrader.config import RiskLimits, TradingConfig
-from mytrader.models import Action, DecisionStatus, Position
+from mytrader.models import Action, DecisionStatus, OrderSide, Position
+from mytrader.ops import Ops
 from mytrader.pipeline.execution import close_position, execute_decision
+from mytrader.pipeline.outcomes import position_mismatches
 from tests.integration.execution_fakes import NOW, Quotes, ScriptedBroker, buy, exec_deps, trade_log
 
 
@@ -182,8 +184,6 @@ def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_se
         close_position(pos, "d-abc-x", NOW + timedelta(minutes=15), "stop_loss", deps, quote=94.0)
     # Then no second sell order went out, and operators see the close under way
     assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
-    from mytrader.ops import Ops
-
     assert Ops(stack.prefix).status()["closing"] == [{"symbol": "ABC", "close_order": "d-sell", "reason": "signal",
                                                       "attempt": 0, "closed_qty": 0.0}]
     # And when the SELL's message has meanwhile run out of receives and the broker then fills its order,
@@ -207,3 +207,20 @@ def test_a_close_of_a_position_already_gone_sends_nothing(stack):
     result = close_position(pos, "d-abc-y", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
     # Then nothing is sent to the broker: selling now would open a short
     assert result["result"] == "already_closed" and "d-abc-y" not in deps.broker.orders
+
+
+def test_book_and_broker_are_compared_except_where_an_order_is_still_working(stack):
+    tl = trade_log(stack)
+    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    pos = held(tl, deps)
+    # Given book and broker agree
+    assert position_mismatches(tl, deps.broker) == []
+    # When a close is under way and the broker has sold part of it, Then that is no mismatch yet
+    with pytest.raises(BrokerError):
+        close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
+    deps.broker.report("d-abc-x", "partially_filled", 2, 95.0)
+    assert position_mismatches(tl, deps.broker) == []
+    # But a position the book does not know (bought at the broker by hand) is reported
+    deps.broker.fill_on_submit = 50.0
+    deps.broker.submit(new_order("manual", "XYZ", OrderSide.BUY, 3, NOW, False), 50.0)
+    assert position_mismatches(tl, deps.broker) == [{"symbol": "XYZ", "book": 0.0, "broker": 3.0}]

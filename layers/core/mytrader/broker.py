@@ -122,6 +122,13 @@ class AlpacaBroker:
             raise BrokerError(f"alpaca HTTP {resp.status_code} looking up {client_order_id}", retryable=True)
         return self._parse(resp.json())
 
+    def positions(self) -> dict[str, float]:
+        """What the broker holds (GET /v2/positions): symbol -> signed quantity (short positions negative)."""
+        resp = self._request("GET", "/v2/positions")
+        if resp.status_code >= 400:
+            raise BrokerError(f"alpaca HTTP {resp.status_code} listing positions", retryable=True)
+        return {raw["symbol"]: abs(float(raw["qty"])) * (-1 if raw.get("side") == "short" else 1) for raw in resp.json()}
+
     def _request(self, method: str, path: str, **kw):
         import requests
 

@@ -48,6 +48,15 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
             summary.setdefault("error_reasons", []).append(f"{pos.symbol}: {exc}"[:200])
     # the paper broker fills at submission, so only a real broker can leave orders open
     summary["reconciled"] = reconcile_open_orders(tl, deps, now) if deps.broker.name != "paper" else 0
+    if hasattr(deps.broker, "positions"):
+        try:
+            summary["position_mismatches"] = position_mismatches(tl, deps.broker)
+        except Exception as exc:  # the check must not stop the sweeps below; it is counted
+            log.exception("broker positions unavailable")
+            summary["errors"] += 1
+            summary.setdefault("error_reasons", []).append(f"broker positions: {exc}"[:200])
+        for m in summary.get("position_mismatches", []):
+            log.error("book and broker disagree on %s: book %s, broker %s", m["symbol"], m["book"], m["broker"])
     cutoff = (now - resend_after).isoformat()
     for row in tl.decisions_by_status("PENDING"):
         if row.get("decided_at", "") < cutoff and "doc" in row:
@@ -57,6 +66,18 @@ def run_outcomes(now: datetime, deps: ExecDeps, market, sqs, queue_url: str, dlq
                 summary["resent"] += 1
     summary["dead_lettered"] = mark_dead_letters(tl, sqs, dlq_url)
     return summary
+
+
+def position_mismatches(tl: TradeLog, broker) -> list[dict]:
+    """Symbols where the book and the broker hold different quantities (a trade made outside MyTrader, a lost
+    fill). Symbols with an order still working — an entry awaiting fills or a close under way — are left out:
+    there the two legitimately differ until the order ends."""
+    held = broker.positions()
+    rows = tl.position_rows()
+    busy = {r["sk"][4:] for r in rows if "closing_base" in r} | {r["symbol"] for r in tl.open_order_rows()}
+    book = {r["sk"][4:]: float(json.loads(r["doc"])["qty"]) for r in rows}
+    return [{"symbol": sym, "book": book.get(sym, 0.0), "broker": held.get(sym, 0.0)}
+            for sym in sorted((set(book) | set(held)) - busy) if abs(book.get(sym, 0.0) - held.get(sym, 0.0)) > 1e-9]
 
 
 def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
