@@ -169,6 +169,9 @@ def bench_layer() -> dict:
         runs = _import_times(key, env, local, 7)
         out[f"import_{key}_ms"] = round(statistics.median(runs) * 1000, 1)
         out[f"import_{key}_best_ms"] = round(min(runs) * 1000, 1)
+    if shutil.which("valgrind"):  # instructions executed: the same on a busy machine as on a quiet one
+        for key in ("decision_cycle", "executor", "outcomes"):
+            out[f"import_{key}_instructions_m"] = _import_instructions(key, envs[key], local)
     with tempfile.TemporaryDirectory() as tmp:
         sources_only = Path(tmp) / "python"
         shutil.copytree(local, sources_only, ignore=shutil.ignore_patterns("__pycache__"))
@@ -178,6 +181,24 @@ def bench_layer() -> dict:
     out["import_measured_on"] = (f"{sys.implementation.name} {sys.version.split()[0]} {os.uname().machine}, "
                                  "layer rebuilt for it, Lambda runtime environment")
     return out
+
+
+def _import_instructions(key: str, env: dict[str, str], layer: Path) -> float:
+    """Millions of instructions the handler's import executes (callgrind), net of the interpreter's start."""
+    import re
+
+    folder = REPO / "lambdas" / key
+    env = {**env, "PYTHONPATH": f"{folder}:{layer}", "LAMBDA_TASK_ROOT": str(folder), "PATH": os.environ.get("PATH", "")}
+    preload = f"import {RUNTIME_PRELOADED}"
+    handler = (f"{preload};import importlib.util as u;s=u.spec_from_file_location('handler','{folder}/handler.py');"
+               "m=u.module_from_spec(s);s.loader.exec_module(m)")
+
+    def count(code: str) -> int:
+        res = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-S",
+                              "-c", code], env=env, capture_output=True, text=True)
+        return int(re.search(r"Collected : (\d+)", res.stderr).group(1))
+
+    return round((count(handler) - count(preload)) / 1e6, 1)
 
 
 def _import_times(key: str, env: dict[str, str], layer: Path, n: int, **extra: str) -> list[float]:
