@@ -167,10 +167,12 @@ class TradeLog:
         self.db.update_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}),
                             UpdateExpression="SET tripped_day = :d", ExpressionAttributeValues=to_item({":d": day}))
 
+    def _pos_key(self, symbol: str) -> dict:
+        return to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"})
+
     def position(self, symbol: str) -> Position | None:
-        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
-                                ConsistentRead=True)
-        return Position.model_validate_json(from_item(resp["Item"])["doc"]) if "Item" in resp else None
+        row = self.position_row(symbol)
+        return Position.model_validate_json(row["doc"]) if row else None
 
     def position_rows(self) -> list[dict]:
         """Every open position's item (doc, entry_fee, checked_bar) in one query."""
@@ -199,8 +201,7 @@ class TradeLog:
 
     def position_row(self, symbol: str) -> dict | None:
         """The position's item: doc, entry_fee, checked_bar, and what earlier close orders filled, if any."""
-        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
-                                ConsistentRead=True)
+        resp = self.db.get_item(TableName=self.table, Key=self._pos_key(symbol), ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
 
     def position_entry_fee(self, symbol: str) -> float:
@@ -212,7 +213,7 @@ class TradeLog:
         seen by outcomes while a SELL decision's order works, a flatten) continues that order instead of sending
         a second one. Raises ConditionFailed if the position is gone or another close claimed it first."""
         self.transact([{"Update": {
-            "TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+            "TableName": self.table, "Key": self._pos_key(symbol),
             "UpdateExpression": "SET closing_base = :b, closing_reason = :r, closing_owner = :o",
             "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(closing_base)",
             "ExpressionAttributeValues": to_item({":b": base_coid, ":r": reason, ":o": owner})}}])
@@ -223,7 +224,7 @@ class TradeLog:
         concurrent close cannot record the same order twice."""
         qty, notional, fee = (fill.qty, fill.qty * fill.price, fill.fee) if fill else (0.0, 0.0, 0.0)
         items = [{"Update": {
-            "TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+            "TableName": self.table, "Key": self._pos_key(symbol),
             "UpdateExpression": "SET close_attempt = :next ADD closing_qty :q, closing_notional :n, closing_fee :f",
             "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(close_attempt) OR close_attempt = :at)",
             "ExpressionAttributeValues": to_item({":next": attempt + 1, ":at": attempt, ":q": qty, ":n": notional,
@@ -235,14 +236,13 @@ class TradeLog:
     def bump_bars_held(self, pos: Position, bar_ts: int) -> None:
         """One more bar held, remembering which bar was checked so a re-run never counts it twice."""
         upd = pos.model_copy(update={"bars_held": pos.bars_held + 1})
-        self.db.update_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{pos.symbol}"}),
+        self.db.update_item(TableName=self.table, Key=self._pos_key(pos.symbol),
                             UpdateExpression="SET doc = :d, checked_bar = :b", ConditionExpression="attribute_exists(pk)",
                             ExpressionAttributeValues=to_item({":d": upd.model_dump_json(), ":b": bar_ts}))
 
     def position_checked(self, symbol: str) -> int | None:
-        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
-                                ConsistentRead=True)
-        value = from_item(resp["Item"]).get("checked_bar") if "Item" in resp else None
+        row = self.position_row(symbol)
+        value = row.get("checked_bar") if row else None
         return int(value) if value is not None else None
 
     def memo(self, symbol: str) -> QueryMemo | None:
@@ -312,13 +312,13 @@ class TradeLog:
         return {"Put": op}
 
     def delete_position(self, symbol: str) -> dict:
-        return {"Delete": {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"}),
+        return {"Delete": {"TableName": self.table, "Key": self._pos_key(symbol),
                            "ConditionExpression": "attribute_exists(pk)"}}
 
     def position_grows(self, pos: Position, add_fee: float) -> dict:
         """A transact item for more of a held position (a later fill): doc and qty replaced, fee added, and the
         bar already checked by outcomes kept."""
-        return {"Update": {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": f"POS#{pos.symbol}"}),
+        return {"Update": {"TableName": self.table, "Key": self._pos_key(pos.symbol),
                            "UpdateExpression": "SET doc = :d, qty = :q ADD entry_fee :f",
                            "ConditionExpression": "attribute_exists(pk)",
                            "ExpressionAttributeValues": to_item({":d": pos.model_dump_json(), ":q": pos.qty,

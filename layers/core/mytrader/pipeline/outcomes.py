@@ -92,10 +92,12 @@ def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
         if placed is None:
             continue
         decision_id = row["pk"][4:]
-        pos = tl.position(row["symbol"])
+        pos_row = tl.position_row(row["symbol"])
+        pos = Position.model_validate_json(pos_row["doc"]) if pos_row else None
+        # order rows written before they tracked what was recorded: the held position tells it
         recorded_qty = float(row.get("filled_qty", abs(pos.qty) if pos else 0.0))
         recorded_cost = float(row.get("filled_notional", recorded_qty * (pos.avg_price if pos else 0.0)))
-        recorded_fee = float(row.get("filled_fee", tl.position_entry_fee(row["symbol"]) if pos else 0.0))
+        recorded_fee = float(row.get("filled_fee", pos_row.get("entry_fee", 0.0) if pos_row else 0.0))
         new_qty = round(placed.filled_qty - recorded_qty, 9)
         done = placed.status in BROKER_DONE
         if new_qty <= 0 and not done:
