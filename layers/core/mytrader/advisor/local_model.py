@@ -13,7 +13,7 @@ import math
 
 from pydantic import BaseModel
 
-from mytrader.advisor.pricing import estimate_tokens
+from mytrader.advisor.pricing import estimate_tokens, tokens_for_chars
 from mytrader.advisor.prompt import TOOL_NAME, PromptInputs, parse_inputs_from_prompt
 
 FEATURES = ("ret_5", "ret_20", "rsi_c", "macd_atr", "bb_c", "sentiment", "volume_z", "sma_gap", "trend", "strategy")
@@ -98,7 +98,7 @@ class LocalAdvisorModel:
             stop = "tool_use"
         else:
             content, stop = [{"text": out_text}], "end_turn"
-        tin, tout = max(1, (sent_chars + 3) // 4), estimate_tokens(out_text)  # same rule as estimate_tokens
+        tin, tout = tokens_for_chars(sent_chars), estimate_tokens(out_text)
         return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
                 "usage": {"inputTokens": tin, "outputTokens": tout, "totalTokens": tin + tout},
                 "metrics": {"latencyMs": 0}}

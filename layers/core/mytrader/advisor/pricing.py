@@ -26,4 +26,9 @@ def cost_usd(model_id: str, input_tokens: int, output_tokens: int) -> float:
 
 def estimate_tokens(text: str) -> int:
     """About 4 characters a token for English and JSON; used where no service reports usage."""
-    return max(1, (len(text) + 3) // 4)
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    """estimate_tokens for a text known only by its length."""
+    return max(1, (chars + 3) // 4)
