@@ -183,31 +183,38 @@ def bench_layer() -> dict:
     return out
 
 
+def _alone_with_layer(key: str, env: dict[str, str], layer: Path, **extra: str) -> dict[str, str]:
+    """The function's environment with its folder and the layer as the only paths, as in Lambda."""
+    folder = REPO / "lambdas" / key
+    return {**env, "PYTHONPATH": f"{folder}:{layer}", "LAMBDA_TASK_ROOT": str(folder),
+            "PATH": os.environ.get("PATH", ""), **extra}
+
+
+def _import_handler(key: str) -> str:
+    """Python that imports the handler module as the runtime does, after the modules its bootstrap loaded."""
+    return (f"import {RUNTIME_PRELOADED};import importlib.util as u;"
+            f"s=u.spec_from_file_location('handler','{REPO / 'lambdas' / key}/handler.py');m=u.module_from_spec(s);"
+            "s.loader.exec_module(m)")
+
+
 def _import_instructions(key: str, env: dict[str, str], layer: Path) -> float:
     """Millions of instructions the handler's import executes (callgrind), net of the interpreter's start."""
     import re
 
-    folder = REPO / "lambdas" / key
-    env = {**env, "PYTHONPATH": f"{folder}:{layer}", "LAMBDA_TASK_ROOT": str(folder), "PATH": os.environ.get("PATH", "")}
-    preload = f"import {RUNTIME_PRELOADED}"
-    handler = (f"{preload};import importlib.util as u;s=u.spec_from_file_location('handler','{folder}/handler.py');"
-               "m=u.module_from_spec(s);s.loader.exec_module(m)")
+    env = _alone_with_layer(key, env, layer)
 
     def count(code: str) -> int:
         res = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-S",
                               "-c", code], env=env, capture_output=True, text=True)
         return int(re.search(r"Collected : (\d+)", res.stderr).group(1))
 
-    return round((count(handler) - count(preload)) / 1e6, 1)
+    return round((count(_import_handler(key)) - count(f"import {RUNTIME_PRELOADED}")) / 1e6, 1)
 
 
 def _import_times(key: str, env: dict[str, str], layer: Path, n: int, **extra: str) -> list[float]:
-    folder = REPO / "lambdas" / key
-    env = {**env, "PYTHONPATH": f"{folder}:{layer}", "LAMBDA_TASK_ROOT": str(folder),
-           "PATH": os.environ.get("PATH", ""), **extra}
-    code = (f"import {RUNTIME_PRELOADED};import time,importlib.util as u;t=time.perf_counter();"
-            f"s=u.spec_from_file_location('handler','{folder}/handler.py');m=u.module_from_spec(s);"
-            "s.loader.exec_module(m);print(time.perf_counter()-t)")
+    env = _alone_with_layer(key, env, layer, **extra)
+    preload, load = _import_handler(key).split(";", 1)
+    code = f"{preload};import time;t=time.perf_counter();{load};print(time.perf_counter()-t)"
     runs = []
     for _ in range(n):
         res = subprocess.run([sys.executable, "-S", "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -283,9 +290,7 @@ def bench_cold_start(reps: int = 3) -> dict:
     local, envs, cal = _local_layer(), lambda_environments(), nyse()
     data = REPO / "layers" / "core" / "mytrader" / "local" / "data"
     timings: dict[str, list[dict]] = {key: [] for key in ("decision_cycle", "executor", "outcomes")}
-    with EmbeddedAws() as aws, tempfile.TemporaryDirectory() as tmp:
-        probe = Path(tmp) / "probe.py"
-        probe.write_text(COLD_START_PROBE)
+    with EmbeddedAws() as aws:
         for rep in range(reps):
             stack = LocalStack(aws, prefix=f"cold{rep}").create()
             stack.upload_prices({"NVDA": data / "nvda-daily-1999-2014.csv", "ORCL": data / "orcl-daily-1995-2014.csv"})
@@ -294,15 +299,15 @@ def bench_cold_start(reps: int = 3) -> dict:
 
             def run(key: str, event: dict, clock) -> None:
                 stack.set_param("REPLAY_CLOCK", clock.isoformat())
-                folder = REPO / "lambdas" / key
-                env = {**{k: v for k, v in envs[key].items() if k.startswith(("AWS_LAMBDA", "AWS_EXECUTION", "AWS_XRAY"))},
-                       **{k: v for k, v in envs[key].items() if k.startswith("POWERTOOLS_")},
-                       **{k: v for k, v in aws.env().items() if not k.startswith("POWERTOOLS_")},
-                       **stack.settings_env, "POWERTOOLS_LOG_LEVEL": "WARNING",
-                       "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000", "PYTHONPATH": f"{folder}:{local}",
-                       "LAMBDA_TASK_ROOT": str(folder), "PATH": os.environ.get("PATH", "")}
-                code = f"import {RUNTIME_PRELOADED}\n" + probe.read_text()
-                res = subprocess.run([sys.executable, "-S", "-c", code, str(folder / "handler.py"), json.dumps(event),
+                runtime = {k: v for k, v in envs[key].items()
+                           if k.startswith(("AWS_LAMBDA", "AWS_EXECUTION", "AWS_XRAY", "POWERTOOLS_"))}
+                env = _alone_with_layer(key, {
+                    **runtime, **{k: v for k, v in aws.env().items() if not k.startswith("POWERTOOLS_")},
+                    **stack.settings_env, "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"},
+                    local)
+                code = f"import {RUNTIME_PRELOADED}\n" + COLD_START_PROBE
+                handler = REPO / "lambdas" / key / "handler.py"
+                res = subprocess.run([sys.executable, "-S", "-c", code, str(handler), json.dumps(event),
                                       FUNCTIONS[key].name(stack.prefix)], env=env, capture_output=True, text=True,
                                      timeout=300)
                 if res.returncode != 0:
