@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
-from datetime import UTC, datetime
 
 from mytrader.config import TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine, QueryMemo, should_query

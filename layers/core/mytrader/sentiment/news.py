@@ -143,7 +143,7 @@ class AlpacaNewsSource:
                     title = clean_headline(raw.get("headline") or "")
                 except (KeyError, ValueError, AttributeError, TypeError) as exc:
                     skipped.append(f"{symbol} news id {raw.get('id') if isinstance(raw, dict) else '?'}: "
-                                        f"{type(exc).__name__}: {exc}"[:200])
+                                   f"{type(exc).__name__}: {exc}"[:200])
                     continue
                 if not title:
                     skipped.append(f"{symbol} news id {raw.get('id')}: empty headline")
