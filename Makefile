@@ -30,7 +30,7 @@ test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python -m mytrader.bench --out out/bench.json
+	$(BIN)/python -m mytrader_tools.bench --out out/bench.json
 
 layer: $(STAMP)
 	PYTHONPATH=cdk $(BIN)/python -m mytrader_infra.bundling layer

@@ -7,7 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-PACKAGED_DATA = ROOT / "layers" / "core" / "mytrader" / "local" / "data"
+PACKAGED_DATA = ROOT / "layers" / "core" / "mytrader_tools" / "embedded" / "data"
 
 
 def shared_file(name: str) -> Path:

@@ -25,7 +25,6 @@ LAYER_SRC = REPO / "layers" / "core"
 PACKAGE = LAYER_SRC / "mytrader"
 REQUIREMENTS = LAYER_SRC / "requirements.txt"
 CACHE = REPO / ".build"
-EXCLUDED = ("local", "cli.py", "bench.py", "report.py", "__pycache__")  # local stack and CLI stay out of the layer
 PYTHON_VERSION = "3.13"
 PRUNED = ("numpy/**/tests",)  # numpy's own test suite: 15 MB, never imported at run time
 PLATFORMS = {"arm64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manylinux_2_28_aarch64"),
@@ -33,8 +32,10 @@ PLATFORMS = {"arm64": ("manylinux2014_aarch64", "manylinux_2_17_aarch64", "manyl
 
 
 def _ignored(path: Path) -> bool:
+    """The layer ships the library package `mytrader` whole (the tools are a package of their own), minus byte
+    code compiled on this machine."""
     rel = path.relative_to(PACKAGE).parts
-    return bool(rel) and (rel[0] in EXCLUDED or "__pycache__" in rel or path.suffix == ".pyc")
+    return bool(rel) and ("__pycache__" in rel or path.suffix == ".pyc")
 
 
 def inputs_hash(arch: str) -> str:

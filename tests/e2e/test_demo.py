@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from mytrader.cli import app
+from mytrader_tools.cli import app
 
 
 def test_demo_end_to_end(tmp_path):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mytrader.local.endpoint import EmbeddedAws
-from mytrader.local.stack import LocalStack
+from mytrader_tools.embedded.endpoint import EmbeddedAws
+from mytrader_tools.embedded.stack import LocalStack
 from tests.infra.conftest import resources
 
 

@@ -63,11 +63,15 @@ def test_layer_holds_pydantic2_with_its_compiled_core_talib_numpy_for_arm64_py31
     assert any(d.startswith("boto3-1.44.8") for d in dist) and any(d.startswith("botocore-1.44.8") for d in dist)
 
 
-def test_layer_ships_the_domain_but_not_the_local_stack_or_cli(layer_dir):
+def test_layer_ships_the_library_package_alone_and_no_tools_module(layer_dir):
+    # Given the built layer, when its Python packages are listed
     pkg = layer_dir / "mytrader"
+    # Then the library is there with its data, and no module of the tools package is anywhere in it
     assert (pkg / "engine.py").exists() and (pkg / "data" / "xnys_sessions.json").exists()
     assert (pkg / "data" / "finetune.asl.json").exists()
-    assert not (pkg / "local").exists() and not (pkg / "cli.py").exists()
+    assert not list(layer_dir.rglob("mytrader_tools*")) and not list(layer_dir.rglob("mytrader_infra*"))
+    library_sources = "\n".join(p.read_text() for p in pkg.rglob("*.py"))
+    assert "mytrader_tools" not in library_sources, "the library must never import the tools"
     assert not list(layer_dir.rglob("pandas")) and not list(layer_dir.rglob("moto"))
 
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from mytrader.local.endpoint import EmbeddedAws
-from mytrader.local.stack import LocalStack
+from mytrader_tools.embedded.endpoint import EmbeddedAws
+from mytrader_tools.embedded.stack import LocalStack
 from tests.conftest import PACKAGED_DATA
 
 _ids = itertools.count()

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from mytrader.broker import AlpacaBroker, BrokerError, new_order
-from mytrader.local import demo as D
-from mytrader.local.replay import replay
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.replay import replay
 from mytrader.market.series import DataQualityError
 from mytrader.market.sources import AlpacaMarketData
 from mytrader.models import OrderSide

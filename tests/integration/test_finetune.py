@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mytrader.cli import app
-from mytrader.local.learning import execution_summary, start_finetune, wait_execution
+from mytrader_tools.cli import app
+from mytrader_tools.embedded.learning import execution_summary, start_finetune, wait_execution
 from mytrader.market.calendar import nyse
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision, make_decision_id
 from mytrader.tradelog import TradeLog

@@ -1,4 +1,4 @@
-"""Each moto gap the embedded AWS works around, checked (see mytrader/local/moto_workarounds.py)."""
+"""Each moto gap the embedded AWS works around, checked (see mytrader_tools/embedded/moto_workarounds.py)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import os
 
 import boto3
 
-from mytrader.local.moto_workarounds import step_functions_executes
+from mytrader_tools.embedded.moto_workarounds import step_functions_executes
 
 
 def test_step_functions_execution_is_switched_on_and_task_calls_route_here(embedded):

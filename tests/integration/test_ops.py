@@ -6,10 +6,10 @@ from datetime import date
 
 from typer.testing import CliRunner
 
-from mytrader.cli import app
-from mytrader.local import demo as D
-from mytrader.local.event_source import drain
-from mytrader.local.replay import replay
+from mytrader_tools.cli import app
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.event_source import drain
+from mytrader_tools.embedded.replay import replay
 from mytrader.market.calendar import nyse
 from mytrader.models import DecisionStatus
 from tests.integration.test_pipeline_replay import tradelog

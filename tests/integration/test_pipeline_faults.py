@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from mytrader.local import demo as D
-from mytrader.local.event_source import drain
-from mytrader.local.replay import replay
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.event_source import drain
+from mytrader_tools.embedded.replay import replay
 from mytrader.market.calendar import nyse
 from mytrader.market.sources import synthetic_series
 from mytrader.models import DecisionStatus

@@ -8,8 +8,8 @@ from datetime import date
 import pytest
 
 from mytrader.broker import PaperBroker
-from mytrader.local import demo as D
-from mytrader.local.replay import replay, session_days
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.replay import replay, session_days
 from mytrader.market.calendar import nyse
 from mytrader.portfolio import Costs
 from mytrader.tradelog import TradeLog

@@ -80,7 +80,7 @@ def test_a_partly_filled_order_that_expires_keeps_what_filled(world):
 
 
 def test_ops_status_shows_orders_awaiting_fills_and_closes_under_way(world, stack):
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     tl, broker, deps, qty = world
     # Given an entry order the broker has partly filled

@@ -6,7 +6,7 @@ import json
 from typer.testing import CliRunner
 
 from mytrader.backtest import run_modes
-from mytrader.cli import app
+from mytrader_tools.cli import app
 from mytrader.config import TradingConfig
 from mytrader.market.sources import synthetic_series
 from mytrader.sentiment.context import NewsContext

@@ -17,7 +17,7 @@ import numpy as np
 
 from mytrader.advisor.local_model import LocalModelWeights, model_inputs
 from mytrader.advisor.prompt import parse_inputs_from_prompt
-from mytrader.local.services import aws_error, json_response
+from mytrader_tools.embedded.services import aws_error, json_response
 
 ACCOUNT = "123456789012"
 

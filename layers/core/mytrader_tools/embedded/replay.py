@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from mytrader.local.event_source import DrainStats, drain
+from mytrader_tools.embedded.event_source import DrainStats, drain
 from mytrader.market.calendar import nyse
 from mytrader.market.series import BarSeries
 

@@ -21,7 +21,7 @@ import threading
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from mytrader.local.services import LambdaBridge, LocalBedrockRuntime, LocalComprehend
+from mytrader_tools.embedded.services import LambdaBridge, LocalBedrockRuntime, LocalComprehend
 
 log = logging.getLogger(__name__)
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
@@ -86,7 +86,7 @@ class Router:
 
 
 def _throttle(service: str):
-    from mytrader.local.services import aws_error
+    from mytrader_tools.embedded.services import aws_error
 
     if service == "dynamodb":
         return aws_error(400, "ThrottlingException", "Rate of requests exceeds the allowed throughput (injected)", True)
@@ -107,7 +107,7 @@ class EmbeddedAws:
     def __init__(self, region: str = REGION):
         from moto.server import DomainDispatcherApplication, create_backend_app
 
-        from mytrader.local.bedrock_control import LocalBedrockControl
+        from mytrader_tools.embedded.bedrock_control import LocalBedrockControl
 
         self.region = region
         self.port = free_port()
@@ -130,7 +130,7 @@ class EmbeddedAws:
                 "POWERTOOLS_METRICS_NAMESPACE": "MyTrader", "POWERTOOLS_LOG_LEVEL": os.environ.get("MYTRADER_LOG_LEVEL", "WARNING")}
 
     def start(self) -> EmbeddedAws:
-        from mytrader.local.moto_workarounds import apply as apply_workarounds
+        from mytrader_tools.embedded.moto_workarounds import apply as apply_workarounds
 
         for k, v in self.env().items():
             self._saved_env[k] = os.environ.get(k)
@@ -160,7 +160,7 @@ class EmbeddedAws:
         """Forget every resource (moto's reset API), then switch Step Functions execution back on."""
         import requests
 
-        from mytrader.local.moto_workarounds import apply as apply_workarounds_config
+        from mytrader_tools.embedded.moto_workarounds import apply as apply_workarounds_config
 
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
         apply_workarounds_config(self)

@@ -100,7 +100,7 @@ def backtest(
         json_out.write_text(json.dumps(results_json(results, meta), indent=1))
         console.print(f"wrote {json_out}")
     if report:
-        from mytrader.report import render_report
+        from mytrader_tools.report import render_report
 
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(render_report(results, f"MyTrader backtest: {', '.join(sorted(series))}", label))
@@ -114,7 +114,7 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out"),
     import logging
     import warnings
 
-    from mytrader.local.demo import run_demo
+    from mytrader_tools.embedded.demo import run_demo
 
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, local mode
@@ -150,7 +150,7 @@ PREFIX = typer.Option("mytrader", "--prefix", help="the stack's resource prefix"
 @ops_app.command("status")
 def ops_status(prefix: str = PREFIX):
     """Kill switch, mode, model, account, positions, decisions by state, queue depths."""
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     console.print_json(json.dumps(Ops(prefix).status(), default=str))
 
@@ -158,7 +158,7 @@ def ops_status(prefix: str = PREFIX):
 @ops_app.command("halt")
 def ops_halt(prefix: str = PREFIX):
     """Trip the kill switch: no new entries, exits still allowed (reduce-only)."""
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     Ops(prefix).set_kill_switch(True)
     console.print("[red]kill switch ON[/red]: new entries are rejected; exits still run")
@@ -167,7 +167,7 @@ def ops_halt(prefix: str = PREFIX):
 @ops_app.command("resume")
 def ops_resume(prefix: str = PREFIX):
     """Release the kill switch."""
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     Ops(prefix).set_kill_switch(False)
     console.print("[green]kill switch OFF[/green]")
@@ -176,7 +176,7 @@ def ops_resume(prefix: str = PREFIX):
 @ops_app.command("flatten")
 def ops_flatten(prefix: str = PREFIX):
     """Close every open position through the executor (reduce-only)."""
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     sent = Ops(prefix).flatten()
     console.print(f"{len(sent)} close decisions queued")
@@ -185,7 +185,7 @@ def ops_flatten(prefix: str = PREFIX):
 @ops_app.command("redrive-dlq")
 def ops_redrive(prefix: str = PREFIX):
     """Move dead-lettered decisions back to the queue (stale ones are then rejected by the executor)."""
-    from mytrader.ops import Ops
+    from mytrader_tools.ops import Ops
 
     console.print_json(json.dumps(Ops(prefix).redrive_dlq()))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from mytrader.market.series import BarSeries
 
 REPO = Path(__file__).resolve().parents[3]
-DATA = Path(__file__).resolve().parent / "local" / "data"
+DATA = Path(__file__).resolve().parent / "embedded" / "data"
 
 
 def real_bars(target: int = 100_000) -> dict[str, BarSeries]:
@@ -110,8 +110,8 @@ def bench_advisor_real_files() -> dict:
 
 
 def bench_pipeline() -> dict:
-    from mytrader.local.endpoint import EmbeddedAws
-    from mytrader.local.stack import LocalStack
+    from mytrader_tools.embedded.endpoint import EmbeddedAws
+    from mytrader_tools.embedded.stack import LocalStack
     from mytrader.market.calendar import nyse
     from mytrader.market.sources import synthetic_series
 
@@ -136,7 +136,7 @@ def bench_pipeline() -> dict:
         out["decision_cycle_500_symbols_llm_calls"] = res["llm_calls"]
         out["decision_cycle_concurrency_threads"] = 64
     with tempfile.TemporaryDirectory() as tmp:
-        from mytrader.local.demo import run_demo
+        from mytrader_tools.embedded.demo import run_demo
 
         t0 = time.perf_counter()
         summary = run_demo(Path(tmp), with_finetune=False)
@@ -281,14 +281,14 @@ def bench_cold_start(reps: int = 3) -> dict:
     The executor gets a real BUY/SELL decision the decision cycle published; a fresh stack for each repetition,
     so no idempotency record or cache from an earlier run helps."""
     sys.path.insert(0, str(REPO / "cdk"))
-    from mytrader.local.endpoint import EmbeddedAws
-    from mytrader.local.event_source import sqs_event
-    from mytrader.local.stack import LocalStack
+    from mytrader_tools.embedded.endpoint import EmbeddedAws
+    from mytrader_tools.embedded.event_source import sqs_event
+    from mytrader_tools.embedded.stack import LocalStack
     from mytrader.market.calendar import nyse
     from mytrader.stack_spec import FUNCTIONS
 
     local, envs, cal = _local_layer(), lambda_environments(), nyse()
-    data = REPO / "layers" / "core" / "mytrader" / "local" / "data"
+    data = REPO / "layers" / "core" / "mytrader_tools" / "embedded" / "data"
     timings: dict[str, list[dict]] = {key: [] for key in ("decision_cycle", "executor", "outcomes")}
     with EmbeddedAws() as aws:
         for rep in range(reps):

@@ -141,10 +141,10 @@ def demo_config(mode: str = "consensus") -> TradingConfig:
 
 
 def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
-    from mytrader.local.endpoint import EmbeddedAws
-    from mytrader.local.replay import replay
-    from mytrader.local.stack import LocalStack
-    from mytrader.report import render_report
+    from mytrader_tools.embedded.endpoint import EmbeddedAws
+    from mytrader_tools.embedded.replay import replay
+    from mytrader_tools.embedded.stack import LocalStack
+    from mytrader_tools.report import render_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     series = load_series()
@@ -161,7 +161,7 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
         summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series))
         marks.append(("summary_and_parity", time.perf_counter()))
         if with_finetune:
-            from mytrader.local.learning import run_finetune_demo
+            from mytrader_tools.embedded.learning import run_finetune_demo
 
             summary["finetune"] = run_finetune_demo(stack, out_dir)
             marks.append(("finetune", time.perf_counter()))
@@ -176,7 +176,7 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
 
 
 def _last_day(series) -> date:
-    from mytrader.local.replay import session_days
+    from mytrader_tools.embedded.replay import session_days
 
     days = session_days(series, DEMO_START, DEMO_END)
     return nyse().next_session(days[-1])

@@ -87,7 +87,7 @@ class LocalStack:
                 .replace("${DatasetExportArn}", self.function_arn("dataset_export")))
 
     def register_functions(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
-        from mytrader.local.services import LocalFunction
+        from mytrader_tools.embedded.services import LocalFunction
 
         for key, spec in FUNCTIONS.items():
             env = {**self.settings_env, **(overrides or {}).get(key, {})}
