@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: env demo test test-unit bench synth lint-infra layer clean
+.PHONY: env demo test test-unit bench synth lint lint-infra layer clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,14 @@ env: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/mytrader demo --out out/demo
+
+# ruff (E, F, W, I, B, UP, C90 at 15, 120 columns) and mypy: strict for the library, looser for tools, CDK and
+# tests. Handlers are checked one by one (each is a module named `handler`).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy layers/core cdk tests
+	for f in lambdas/*/handler.py; do $(BIN)/mypy --no-error-summary $$f || exit 1; done
+	@echo "lint: ruff and mypy clean"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
@@ -44,4 +52,4 @@ lint-infra: synth
 	@echo "cfn-lint: 0 errors; cdk-nag: 0 unacknowledged findings (synth passed its validation)"
 
 clean:
-	rm -rf $(VENV) out cdk.out .build
+	rm -rf $(VENV) out cdk.out .build .mypy_cache .ruff_cache

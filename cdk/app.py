@@ -16,7 +16,6 @@ from cdk_nag import AwsSolutionsChecks  # noqa: E402
 from mytrader_infra.settings import DeploySettings  # noqa: E402
 from mytrader_infra.stack import MyTraderStack  # noqa: E402
 
-
 FEATURE_FLAGS = {
     # server access logs are delivered through a bucket policy, not the legacy LogDeliveryWrite ACL
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,

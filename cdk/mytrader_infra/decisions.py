@@ -1,13 +1,12 @@
 """Decisions: the decision-cycle function, its EventBridge Scheduler schedule, the FIFO queue and DLQs."""
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
-from aws_cdk import TimeZone
 from constructs import Construct
 
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE

@@ -10,8 +10,11 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-    from aws_lambda_powertools.utilities.idempotency import (DynamoDBPersistenceLayer, IdempotencyConfig,
-                                                             idempotent_function)
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
 
     from mytrader.models import TradeDecision
     from mytrader.observability import logger, metrics, tracer

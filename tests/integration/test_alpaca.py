@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 
 from mytrader.broker import AlpacaBroker, BrokerError, new_order
-from mytrader_tools.embedded import demo as D
-from mytrader_tools.embedded.replay import replay
 from mytrader.market.series import DataQualityError
 from mytrader.market.sources import AlpacaMarketData
 from mytrader.models import OrderSide
 from mytrader.sentiment.news import AlpacaNewsSource
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.replay import replay
 from tests.integration.alpaca_fixture import AlpacaFixture
 from tests.integration.test_pipeline_replay import tradelog
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import random
 from datetime import date
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from mytrader_tools.cli import app
-from mytrader_tools.embedded.learning import execution_summary, start_finetune, wait_execution
 from mytrader.market.calendar import nyse
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision, make_decision_id
 from mytrader.tradelog import TradeLog
+from mytrader_tools.cli import app
+from mytrader_tools.embedded.learning import execution_summary, start_finetune, wait_execution
 
 N_DAYS = 520
 

@@ -6,12 +6,12 @@ from datetime import date
 
 from typer.testing import CliRunner
 
+from mytrader.market.calendar import nyse
+from mytrader.models import DecisionStatus
 from mytrader_tools.cli import app
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.event_source import drain
 from mytrader_tools.embedded.replay import replay
-from mytrader.market.calendar import nyse
-from mytrader.models import DecisionStatus
 from tests.integration.test_pipeline_replay import tradelog
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from mytrader_tools.embedded import demo as D
-from mytrader_tools.embedded.event_source import drain
-from mytrader_tools.embedded.replay import replay
 from mytrader.market.calendar import nyse
 from mytrader.market.sources import synthetic_series
 from mytrader.models import DecisionStatus
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.event_source import drain
+from mytrader_tools.embedded.replay import replay
 from tests.integration.test_pipeline_replay import ledger_duplicates, tradelog
 
 CLOSE = nyse().session_close(date(2011, 3, 1))

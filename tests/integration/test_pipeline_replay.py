@@ -8,11 +8,11 @@ from datetime import date
 import pytest
 
 from mytrader.broker import PaperBroker
-from mytrader_tools.embedded import demo as D
-from mytrader_tools.embedded.replay import replay, session_days
 from mytrader.market.calendar import nyse
 from mytrader.portfolio import Costs
 from mytrader.tradelog import TradeLog
+from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.replay import replay, session_days
 
 START, END = date(2011, 1, 3), date(2011, 6, 30)
 

@@ -8,8 +8,15 @@ import pytest
 from mytrader.advisor.llm import LlmAdvisor, TokenBudget
 from mytrader.advisor.local_model import LocalAdvisorModel
 from mytrader.advisor.pricing import cost_usd
-from mytrader.advisor.prompt import (NEWS_CLOSE, NEWS_OPEN, PromptInputs, advice_json_schema, parse_inputs_from_prompt,
-                                     prepare_headlines, user_prompt)
+from mytrader.advisor.prompt import (
+    NEWS_CLOSE,
+    NEWS_OPEN,
+    PromptInputs,
+    advice_json_schema,
+    parse_inputs_from_prompt,
+    prepare_headlines,
+    user_prompt,
+)
 from mytrader.config import AdvisorSettings
 from mytrader.models import Action
 from tests.unit.fakes import ScriptedConverse, good_advice, text_response, tool_response

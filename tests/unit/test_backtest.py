@@ -6,12 +6,12 @@ import json
 from typer.testing import CliRunner
 
 from mytrader.backtest import run_modes
-from mytrader_tools.cli import app
 from mytrader.config import TradingConfig
 from mytrader.market.sources import synthetic_series
 from mytrader.sentiment.context import NewsContext
 from mytrader.sentiment.news import CsvHeadlineSource
 from mytrader.sentiment.scoring import LexiconScorer, SentimentAnalyzer
+from mytrader_tools.cli import app
 from tests.conftest import PACKAGED_DATA, shared_file
 
 KEYS = {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor", "trades",

@@ -9,7 +9,6 @@ from pydantic import ValidationError
 
 from mytrader import dataset as ds
 from mytrader.advisor.llm import LlmAdvisor
-from mytrader.advisor.prompt import PromptInputs
 from mytrader.config import AdvisorSettings
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision
 from tests.unit.fakes import ScriptedConverse, good_advice, text_response

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mytrader.advisor.llm import LlmAdvisor
-from mytrader.config import AdvisorSettings, RiskLimits, TradingConfig
+from mytrader.config import RiskLimits, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine, QueryMemo, should_query
 from mytrader.features import compute_features
 from mytrader.models import Action, Mode, Position, SentimentScore

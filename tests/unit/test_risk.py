@@ -6,10 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mytrader.config import RiskLimits
-from mytrader.models import Action, Mode, StrategySignal, TradeDecision
+from mytrader.models import Action, Mode, Position, StrategySignal, TradeDecision
 from mytrader.portfolio import Costs, close_outcome, cooldown_end, exit_on_bar
 from mytrader.risk import AccountState, check_entry, is_reducing
-from mytrader.models import Position
 
 NOW = datetime(2020, 3, 2, 14, 31, tzinfo=UTC)
 LIMITS = RiskLimits(max_position_pct=10, max_order_notional=5_000, max_open_positions=2, max_orders_per_minute=3)

@@ -7,8 +7,14 @@ import pytest
 
 from mytrader.models import NewsItem
 from mytrader.sentiment.news import CsvHeadlineSource, RssSource, clean_headline
-from mytrader.sentiment.scoring import (ComprehendScorer, InMemorySentimentCache, LexiconScorer, SentimentAnalyzer,
-                                        comprehend_units, truncate_utf8)
+from mytrader.sentiment.scoring import (
+    ComprehendScorer,
+    InMemorySentimentCache,
+    LexiconScorer,
+    SentimentAnalyzer,
+    comprehend_units,
+    truncate_utf8,
+)
 from tests.conftest import shared_file
 
 

@@ -286,7 +286,7 @@ def run_modes(series: dict[str, BarSeries], modes: list[str], base: TradingConfi
               news: NewsContext | None = None, progress=None) -> dict[str, BacktestResult]:
     """Every requested mode on the same data, plus buy-and-hold; one response cache shared by all runs."""
     from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
-    from mytrader.config import LOCAL_MODEL_ID, DEFAULT_MODEL_ID
+    from mytrader.config import DEFAULT_MODEL_ID, LOCAL_MODEL_ID
     from mytrader.models import Mode
 
     client = advisor_client(advisor) if any(m != "baseline" for m in modes) else None

@@ -18,8 +18,20 @@ from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, prepare_headlines
 from mytrader.config import TradingConfig
 from mytrader.features import FeatureFrame
-from mytrader.models import (Action, FeatureVector, LlmAdvice, Mode, Position, QueryMemo, RiskLevel, SentimentScore, StrategySignal,
-                             TimeHorizon, TradeDecision, make_decision_id)
+from mytrader.models import (
+    Action,
+    FeatureVector,
+    LlmAdvice,
+    Mode,
+    Position,
+    QueryMemo,
+    RiskLevel,
+    SentimentScore,
+    StrategySignal,
+    TimeHorizon,
+    TradeDecision,
+    make_decision_id,
+)
 from mytrader.strategy import StrategyArrays, signal_at
 
 RISK_FACTOR = {RiskLevel.LOW: 1.0, RiskLevel.MEDIUM: 0.75, RiskLevel.HIGH: 0.5}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from mytrader.config import RiskLimits
 from mytrader.models import Action, TradeDecision

@@ -110,10 +110,10 @@ def bench_advisor_real_files() -> dict:
 
 
 def bench_pipeline() -> dict:
-    from mytrader_tools.embedded.endpoint import EmbeddedAws
-    from mytrader_tools.embedded.stack import LocalStack
     from mytrader.market.calendar import nyse
     from mytrader.market.sources import synthetic_series
+    from mytrader_tools.embedded.endpoint import EmbeddedAws
+    from mytrader_tools.embedded.stack import LocalStack
 
     out = {}
     with EmbeddedAws() as aws:
@@ -281,11 +281,11 @@ def bench_cold_start(reps: int = 3) -> dict:
     The executor gets a real BUY/SELL decision the decision cycle published; a fresh stack for each repetition,
     so no idempotency record or cache from an earlier run helps."""
     sys.path.insert(0, str(REPO / "cdk"))
+    from mytrader.market.calendar import nyse
+    from mytrader.stack_spec import FUNCTIONS
     from mytrader_tools.embedded.endpoint import EmbeddedAws
     from mytrader_tools.embedded.event_source import sqs_event
     from mytrader_tools.embedded.stack import LocalStack
-    from mytrader.market.calendar import nyse
-    from mytrader.stack_spec import FUNCTIONS
 
     local, envs, cal = _local_layer(), lambda_environments(), nyse()
     data = REPO / "layers" / "core" / "mytrader_tools" / "embedded" / "data"
@@ -349,9 +349,9 @@ def _first_trade_message(stack, cal, start: date):
 
 
 def _local_layer() -> Path:
-    from mytrader_infra.bundling import CACHE, PACKAGE, REQUIREMENTS, _ignored, inputs_hash
-
     import shutil
+
+    from mytrader_infra.bundling import CACHE, PACKAGE, REQUIREMENTS, _ignored, inputs_hash
 
     out = CACHE / f"bench-layer-{inputs_hash('x86_64')}"
     target = out / "python"

@@ -18,15 +18,15 @@ from datetime import datetime
 from pydantic import BaseModel, Field, field_validator
 
 from mytrader.advisor.llm import LlmAdvisor
-from mytrader.advisor.prompt import system_prompt, user_prompt, PromptInputs
+from mytrader.advisor.prompt import PromptInputs, system_prompt, user_prompt
 from mytrader.config import AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine
+from mytrader.errors import DataQualityError
 from mytrader.features import compute_features
 from mytrader.market.calendar import nyse
-from mytrader.errors import DataQualityError
+from mytrader.models import Action, DecisionStatus, SentimentScore, TradeDecision, make_decision_id
 from mytrader.pipeline.queue import send_decision
 from mytrader.pipeline.settings import response_mode_for
-from mytrader.models import Action, DecisionStatus, SentimentScore, TradeDecision, make_decision_id
 from mytrader.strategy import strategy_arrays
 from mytrader.tradelog import TradeLog
 

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 
 from mytrader.broker import BROKER_DONE, BrokerError, BrokerOrder, new_order
 from mytrader.config import TradingConfig
-from mytrader.market.calendar import nyse
 from mytrader.errors import DataQualityError
+from mytrader.market.calendar import nyse
 from mytrader.models import Action, DecisionStatus, Fill, OrderSide, Position, TradeDecision
 from mytrader.portfolio import close_outcome, cooldown_end
 from mytrader.risk import check_entry

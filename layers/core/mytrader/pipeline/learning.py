@@ -17,8 +17,8 @@ from mytrader import dataset as ds
 from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
 from mytrader.advisor.prompt import parse_inputs_from_prompt
 from mytrader.config import AdvisorSettings
-from mytrader.labels import forward_return
 from mytrader.errors import DataQualityError
+from mytrader.labels import forward_return
 from mytrader.models import Action, TradeDecision
 from mytrader.pipeline.settings import response_mode_for
 from mytrader.stack_spec import parameter_names

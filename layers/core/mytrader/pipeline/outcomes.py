@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 from mytrader.broker import BROKER_DONE
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
-from mytrader.pipeline.queue import send_decision
 from mytrader.pipeline.execution import ExecDeps, close_position
+from mytrader.pipeline.queue import send_decision
 from mytrader.portfolio import exit_on_bar
 from mytrader.tradelog import TradeLog
 

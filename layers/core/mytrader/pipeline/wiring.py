@@ -3,8 +3,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from mytrader.pipeline.adapters import (Aws, DynamoSentimentCache, DynamoTokenBudget, Params, S3MarketData,
-                                        broker_credentials, make_clock)
+from mytrader.pipeline.adapters import (
+    Aws,
+    DynamoSentimentCache,
+    DynamoTokenBudget,
+    Params,
+    S3MarketData,
+    broker_credentials,
+    make_clock,
+)
 from mytrader.pipeline.execution import ExecDeps
 from mytrader.pipeline.settings import PipelineSettings
 from mytrader.portfolio import Costs

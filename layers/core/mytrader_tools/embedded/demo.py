@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from mytrader.backtest import BacktestResult, Backtester, prepare
+from mytrader.backtest import Backtester, BacktestResult, prepare
 from mytrader.config import LOCAL_MODEL_ID, AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionEngine
 from mytrader.market.calendar import nyse

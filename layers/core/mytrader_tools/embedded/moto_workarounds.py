@@ -19,7 +19,6 @@ import threading
 
 import requests
 
-
 _hint = threading.local()
 
 

@@ -10,9 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from mytrader_tools.embedded.event_source import DrainStats, drain
 from mytrader.market.calendar import nyse
 from mytrader.market.series import BarSeries
+from mytrader_tools.embedded.event_source import DrainStats, drain
 
 
 @dataclass

@@ -10,8 +10,16 @@ import boto3
 from botocore.config import Config
 
 from mytrader.config import LOCAL_MODEL_ID
-from mytrader.stack_spec import (DEFAULT_PREFIX, FUNCTIONS, PARAMETER_DEFAULTS, QUEUES, STATE_MACHINE_NAME, TABLES,
-                                 QueueSpec, parameter_names)
+from mytrader.stack_spec import (
+    DEFAULT_PREFIX,
+    FUNCTIONS,
+    PARAMETER_DEFAULTS,
+    QUEUES,
+    STATE_MACHINE_NAME,
+    TABLES,
+    QueueSpec,
+    parameter_names,
+)
 
 ACCOUNT = "123456789012"  # moto's default account
 DRIVER_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
