@@ -52,10 +52,22 @@ def inputs_hash(arch: str) -> str:
 
 
 def build_layer(arch: str = "arm64") -> Path:
-    """Returns the folder holding python/ (the layer's content), building it if the cache misses."""
+    """Returns the folder holding python/ (the layer's content), building it if the cache misses. Processes that
+    ask at once (test workers, a synth beside a bench) wait for one build instead of racing on the same folder."""
+    import fcntl
+
     out = CACHE / f"layer-{arch}-{inputs_hash(arch)}"
     if (out / ".complete").exists():
         return out
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".layer-{arch}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / ".complete").exists():
+            return out
+        return _build_layer(arch, out)
+
+
+def _build_layer(arch: str, out: Path) -> Path:
     tmp = out.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     target = tmp / "python"

@@ -10,12 +10,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from mytrader.stack_spec import STATE_MACHINE_NAME
+from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
 from .functions import make_function
 
 ASL = Path(__file__).resolve().parents[2] / "layers" / "core" / "mytrader" / "data" / "finetune.asl.json"
-FINETUNE_BASE_MODEL = "amazon.nova-micro-v1:0:128k"
 
 
 class Learning(Construct):

@@ -9,10 +9,10 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from aws_lambda_powertools.metrics import MetricUnit
     from pydantic import ValidationError
 
+    from mytrader.app.settings import PipelineSettings
+    from mytrader.app.wiring import decision_cycle_deps
     from mytrader.observability import logger, metrics, tracer
-    from mytrader.pipeline.decision_cycle import run_cycle
-    from mytrader.pipeline.settings import PipelineSettings
-    from mytrader.pipeline.wiring import decision_cycle_deps
+    from mytrader.usecases.decide import run_cycle
 
     SETTINGS = PipelineSettings.from_env()
     deps = cache(lambda: decision_cycle_deps(SETTINGS))  # built once per container, on first use

@@ -16,13 +16,13 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
         idempotent_function,
     )
 
+    from mytrader.adapters.aws.clients import Aws
+    from mytrader.app.settings import PipelineSettings
+    from mytrader.app.wiring import exec_deps
     from mytrader.models import TradeDecision
     from mytrader.observability import logger, metrics, tracer
-    from mytrader.pipeline.adapters import Aws
-    from mytrader.pipeline.execution import execute_decision
-    from mytrader.pipeline.settings import PipelineSettings
-    from mytrader.pipeline.wiring import exec_deps
     from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
+    from mytrader.usecases.execute import execute_decision
 
     SETTINGS = PipelineSettings.from_env()
     AWS = Aws()  # one set of clients per container: the trade log and the idempotency store share DynamoDB's

@@ -6,10 +6,10 @@ from mytrader.coldstart import init_phase
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     from functools import cache
 
+    from mytrader.app.settings import PipelineSettings
+    from mytrader.app.wiring import learning_deps
     from mytrader.observability import logger, metrics, tracer
-    from mytrader.pipeline.learning import apply_defaults
-    from mytrader.pipeline.settings import PipelineSettings
-    from mytrader.pipeline.wiring import learning_deps
+    from mytrader.usecases.learn import apply_defaults
 
     SETTINGS = PipelineSettings.from_env()
     deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use

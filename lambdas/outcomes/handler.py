@@ -8,10 +8,10 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 
     from aws_lambda_powertools.metrics import MetricUnit
 
+    from mytrader.app.settings import PipelineSettings
+    from mytrader.app.wiring import exec_deps
     from mytrader.observability import logger, metrics, tracer
-    from mytrader.pipeline.outcomes import run_outcomes
-    from mytrader.pipeline.settings import PipelineSettings
-    from mytrader.pipeline.wiring import exec_deps
+    from mytrader.usecases.manage import run_outcomes
 
     SETTINGS = PipelineSettings.from_env()
     deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use

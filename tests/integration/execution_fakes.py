@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BrokerError, BrokerOrder
 from mytrader.config import TradingConfig
 from mytrader.errors import DataQualityError
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision
-from mytrader.pipeline.execution import ExecDeps
 from mytrader.stack_spec import TRADE_LOG
-from mytrader.tradelog import TradeLog
+from mytrader.usecases.execute import ExecDeps
 
 DECIDED = datetime(2014, 6, 2, 19, 55, tzinfo=UTC)
 NOW = datetime(2014, 6, 3, 14, 0, tzinfo=UTC)  # the next session, market open

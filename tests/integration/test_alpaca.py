@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from mytrader.broker import AlpacaBroker, BrokerError, new_order
+from mytrader.adapters.alpaca.broker import AlpacaBroker
+from mytrader.adapters.alpaca.market_data import AlpacaMarketData
+from mytrader.adapters.alpaca.news import AlpacaNewsSource
+from mytrader.broker import BrokerError, new_order
 from mytrader.market.series import DataQualityError
-from mytrader.market.sources import AlpacaMarketData
 from mytrader.models import OrderSide
-from mytrader.sentiment.news import AlpacaNewsSource
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.replay import replay
 from tests.integration.alpaca_fixture import AlpacaFixture

@@ -9,8 +9,8 @@ import pytest
 from mytrader.broker import BrokerError, new_order
 from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import Action, DecisionStatus, OrderSide, Position
-from mytrader.pipeline.execution import close_position, execute_decision
-from mytrader.pipeline.outcomes import position_mismatches
+from mytrader.usecases.execute import close_position, execute_decision
+from mytrader.usecases.manage import position_mismatches
 from mytrader_tools.ops import Ops
 from tests.integration.execution_fakes import NOW, Quotes, ScriptedBroker, buy, exec_deps, trade_log
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BrokerOrder
 from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import OrderSide, Position
-from mytrader.pipeline.execution import ExecDeps, close_position
 from mytrader.stack_spec import TRADE_LOG
-from mytrader.tradelog import TradeLog
+from mytrader.usecases.execute import ExecDeps, close_position
 
 NOW = datetime(2014, 6, 2, 20, 5, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from typer.testing import CliRunner
 
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.market.calendar import nyse
 from mytrader.models import Action, Mode, StrategySignal, TradeDecision, make_decision_id
-from mytrader.tradelog import TradeLog
 from mytrader_tools.cli import app
 from mytrader_tools.embedded.learning import execution_summary, start_finetune, wait_execution
 

@@ -42,7 +42,7 @@ def test_lambda_invoke_runs_our_handler(stack):
 
 def test_fast_dynamodb_queries_return_what_moto_returns(stack):
     """Workaround 7: the partition-only query and the unsorted GSI pre-pass give moto's own results."""
-    from mytrader.tradelog import TradeLog, to_item
+    from mytrader.adapters.tradelog import TradeLog, to_item
 
     ddb = boto3.client("dynamodb")
     table = stack.settings_env["TRADE_LOG_TABLE"]

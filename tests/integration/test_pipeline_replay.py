@@ -7,10 +7,10 @@ from datetime import date
 
 import pytest
 
-from mytrader.broker import PaperBroker
+from mytrader.adapters.paper_broker import PaperBroker
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.market.calendar import nyse
 from mytrader.portfolio import Costs
-from mytrader.tradelog import TradeLog
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.replay import replay, session_days
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from mytrader.models import DecisionStatus
-from mytrader.pipeline.execution import execute_decision
-from mytrader.pipeline.outcomes import reconcile_open_orders
+from mytrader.usecases.execute import execute_decision
+from mytrader.usecases.manage import reconcile_open_orders
 from tests.integration.execution_fakes import NOW, ScriptedBroker, buy, exec_deps, trade_log
 
 

@@ -5,10 +5,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mytrader.adapters.aws.comprehend import ComprehendScorer
+from mytrader.adapters.rss import RssSource
 from mytrader.models import NewsItem
-from mytrader.sentiment.news import CsvHeadlineSource, RssSource, clean_headline
+from mytrader.sentiment.news import CsvHeadlineSource, clean_headline
 from mytrader.sentiment.scoring import (
-    ComprehendScorer,
     InMemorySentimentCache,
     LexiconScorer,
     SentimentAnalyzer,

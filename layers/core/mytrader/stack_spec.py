@@ -108,3 +108,4 @@ DECISION_SCHEDULE = "cron(0/15 9-16 ? * MON-FRI *)"  # every 15 minutes; the han
 OUTCOMES_SCHEDULE = "cron(5/15 9-17 ? * MON-FRI *)"
 SCHEDULE_TIMEZONE = "America/New_York"
 STATE_MACHINE_NAME = "finetune"
+FINETUNE_BASE_MODEL = "amazon.nova-micro-v1:0:128k"  # fine-tunable on Bedrock (us-east-1), bedrock-conversation-2024

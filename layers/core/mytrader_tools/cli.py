@@ -225,7 +225,7 @@ def finetune_approve(prefix: str = PREFIX):
     """Approve the candidate waiting for manual approval."""
     import boto3
 
-    from mytrader.pipeline.learning import answer_approval
+    from mytrader.usecases.learn import answer_approval
 
     console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, True)))
 
@@ -235,7 +235,7 @@ def finetune_reject(prefix: str = PREFIX, reason: str = typer.Option("rejected b
     """Reject the candidate waiting for manual approval (its deployment is deleted)."""
     import boto3
 
-    from mytrader.pipeline.learning import answer_approval
+    from mytrader.usecases.learn import answer_approval
 
     console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, False,
                                                   reason)))
@@ -246,7 +246,7 @@ def model_rollback(prefix: str = PREFIX):
     """Restore the previous active model id (no redeploy: the decision cycle reads it from SSM)."""
     import boto3
 
-    from mytrader.pipeline.learning import rollback
+    from mytrader.usecases.learn import rollback
 
     console.print_json(json.dumps(rollback(boto3.client("ssm"), prefix)))
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import boto3
 
+from mytrader.adapters.aws.queue import send_decision
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.models import Action, DecisionStatus, Mode, StrategySignal, TradeDecision, make_decision_id
-from mytrader.pipeline.queue import send_decision
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, TRADE_LOG, parameter_names
-from mytrader.tradelog import TradeLog
 
 
 class Ops:

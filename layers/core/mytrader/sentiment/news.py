@@ -88,78 +88,7 @@ class CsvHeadlineSource:
         return list(self._items)
 
 
-class RssSource:
-    """A per-symbol RSS/Atom feed through feedparser; `url` may hold `{symbol}`. `fetch` returns the
-    feed's text (the test seam)."""
-
-    def __init__(self, url: str, fetch=None, source: str = "rss"):
-        self.url, self.source = url, source
-        self._fetch = fetch or _http_get_text
-        self.skipped: deque[str] = deque(maxlen=100)  # the latest entries skipped, with why
-
-    def items(self, symbol: str, start: datetime, as_of: datetime) -> list[NewsItem]:
-        import feedparser
-
-        feed = feedparser.parse(self._fetch(self.url.format(symbol=symbol)))
-        out, skipped = [], []
-        for n, entry in enumerate(feed.entries):
-            stamp = entry.get("published_parsed") or entry.get("updated_parsed")
-            title = clean_headline(entry.get("title", ""))
-            if not stamp or not title:
-                skipped.append(f"{symbol} entry {n}: {'no date' if not stamp else 'empty title'}")
-                continue
-            published = datetime(*stamp[:6], tzinfo=UTC)
-            if start <= published <= as_of:
-                out.append(NewsItem(source=self.source, headline=title, published=published,
-                                    available_from=published, symbols=(symbol,)))
-        _record_skips(f"rss {self.source}", skipped, self.skipped)
-        return sorted(out, key=lambda it: it.published)
-
-
-class AlpacaNewsSource:
-    """Alpaca news API (GET /v1beta1/news), paged by next_page_token."""
-
-    def __init__(self, key_id: str, secret_key: str, base_url: str = "https://data.alpaca.markets",
-                 session=None, timeout: float = 10.0):
-        import requests
-
-        self._http = session or requests.Session()
-        self._http.headers.update({"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key})
-        self.base_url, self.timeout = base_url.rstrip("/"), timeout
-        self.skipped: deque[str] = deque(maxlen=100)  # the latest items skipped, with why
-
-    def items(self, symbol: str, start: datetime, as_of: datetime) -> list[NewsItem]:
-        skipped: list[str] = []
-        params = {"symbols": symbol, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "end": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": 50, "sort": "desc"}
-        out: list[NewsItem] = []
-        for _ in range(10):  # at most 500 items a call
-            resp = self._http.get(f"{self.base_url}/v1beta1/news", params=params, timeout=self.timeout)
-            resp.raise_for_status()
-            body = resp.json()
-            for raw in body.get("news") or []:
-                try:
-                    published = datetime.fromisoformat(raw["created_at"].replace("Z", "+00:00")).astimezone(UTC)
-                    title = clean_headline(raw.get("headline") or "")
-                except (KeyError, ValueError, AttributeError, TypeError) as exc:
-                    skipped.append(f"{symbol} news id {raw.get('id') if isinstance(raw, dict) else '?'}: "
-                                   f"{type(exc).__name__}: {exc}"[:200])
-                    continue
-                if not title:
-                    skipped.append(f"{symbol} news id {raw.get('id')}: empty headline")
-                    continue
-                if published <= as_of:
-                    out.append(NewsItem(source=f"alpaca:{raw.get('source', 'news')}", headline=title,
-                                        published=published, available_from=published,
-                                        symbols=tuple(raw.get("symbols") or ())))
-            if not body.get("next_page_token"):
-                break
-            params["page_token"] = body["next_page_token"]
-        _record_skips("alpaca news", skipped, self.skipped)
-        return sorted(out, key=lambda it: it.published)
-
-
-def _record_skips(what: str, skipped: list[str], kept: deque[str]) -> None:
+def record_skips(what: str, skipped: list[str], kept: deque[str]) -> None:
     """Malformed feed items never stop a decision, but each is logged with why and kept for inspection."""
     if skipped:
         kept.extend(skipped)
@@ -180,9 +109,3 @@ class MultiSource:
         return out
 
 
-def _http_get_text(url: str) -> str:
-    import requests
-
-    resp = requests.get(url, timeout=10)
-    resp.raise_for_status()
-    return resp.text

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.backtest import Backtester, BacktestResult, prepare
 from mytrader.config import LOCAL_MODEL_ID, AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionEngine
@@ -15,7 +16,6 @@ from mytrader.market.calendar import nyse
 from mytrader.market.sources import parse_price_csv
 from mytrader.metrics import performance
 from mytrader.models import DecisionStatus, Mode, TradeDecision
-from mytrader.tradelog import TradeLog
 
 DATA = Path(__file__).resolve().parent / "data"
 DEMO_FILES = {"NVDA": DATA / "nvda-daily-1999-2014.csv", "ORCL": DATA / "orcl-daily-1995-2014.csv"}
@@ -39,7 +39,7 @@ def equity_probe(tl: TradeLog, series):
 
 
 def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestResult]:
-    from mytrader.broker import PaperBroker
+    from mytrader.adapters.paper_broker import PaperBroker
     from mytrader.portfolio import Costs
 
     tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])

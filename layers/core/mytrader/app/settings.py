@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from mytrader.config import AdvisorSettings, RiskLimits, TradingConfig
 from mytrader.models import Mode
+from mytrader.stack_spec import FINETUNE_BASE_MODEL
 
 
 class PipelineSettings(BaseModel):
@@ -33,7 +34,7 @@ class PipelineSettings(BaseModel):
     risk_json: str = ""
     bedrock_role_arn: str = ""
     alarm_topic_arn: str = ""
-    finetune_base_model: str = "amazon.nova-micro-v1:0:128k"
+    finetune_base_model: str = FINETUNE_BASE_MODEL
     state_machine_name: str = ""
     fault_crash_after_broker: float = 0.0  # embedded AWS fault injection only
     fault_crash_before_send: float = 0.0

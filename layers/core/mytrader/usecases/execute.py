@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from mytrader.adapters.tradelog import ConditionFailed, TradeLog
 from mytrader.broker import BROKER_DONE, BrokerError, BrokerOrder, new_order
 from mytrader.config import TradingConfig
 from mytrader.errors import DataQualityError
@@ -23,7 +24,6 @@ from mytrader.market.calendar import nyse
 from mytrader.models import Action, DecisionStatus, Fill, OrderSide, Position, TradeDecision
 from mytrader.portfolio import close_outcome, cooldown_end
 from mytrader.risk import check_entry
-from mytrader.tradelog import ConditionFailed, TradeLog
 
 log = logging.getLogger(__name__)
 

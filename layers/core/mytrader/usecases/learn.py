@@ -14,15 +14,15 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field, ValidationError
 
 from mytrader import dataset as ds
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
 from mytrader.advisor.prompt import parse_inputs_from_prompt
+from mytrader.app.settings import response_mode_for
 from mytrader.config import AdvisorSettings
 from mytrader.errors import DataQualityError
 from mytrader.labels import forward_return
 from mytrader.models import Action, TradeDecision
-from mytrader.pipeline.settings import response_mode_for
-from mytrader.stack_spec import parameter_names
-from mytrader.tradelog import TradeLog
+from mytrader.stack_spec import FINETUNE_BASE_MODEL, parameter_names
 
 log = logging.getLogger(__name__)
 TERMINAL = ("EXECUTED", "REJECTED", "SKIPPED", "DEAD_LETTERED")
@@ -32,7 +32,7 @@ class FinetuneConfig(BaseModel):
     """The workflow's input; `{}` from the console means every default below."""
     model_config = {"extra": "forbid"}
     poll_seconds: int = Field(60, ge=1, le=3600)
-    base_model: str = "amazon.nova-micro-v1:0:128k"
+    base_model: str = FINETUNE_BASE_MODEL
     hyperparameters: dict[str, str] = {"epochCount": "2", "learningRate": "0.00001", "batchSize": "1",
                                        "learningRateWarmupSteps": "0"}
     min_train: int = Field(300, ge=1)

@@ -2,45 +2,56 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cache
+from typing import TYPE_CHECKING
 
-from mytrader.pipeline.adapters import (
-    Aws,
-    DynamoSentimentCache,
-    DynamoTokenBudget,
-    Params,
-    S3MarketData,
-    broker_credentials,
-    make_clock,
-)
-from mytrader.pipeline.execution import ExecDeps
-from mytrader.pipeline.settings import PipelineSettings
+from mytrader.adapters.aws.clients import Aws
+from mytrader.adapters.aws.dynamo_caches import DynamoSentimentCache, DynamoTokenBudget
+from mytrader.adapters.aws.parameters import Params, make_clock
+from mytrader.adapters.aws.s3_market_data import S3MarketData
+from mytrader.adapters.aws.secrets import broker_credentials
+from mytrader.adapters.tradelog import TradeLog
+from mytrader.app.settings import PipelineSettings
 from mytrader.portfolio import Costs
 from mytrader.stack_spec import DECISION_MAX_AGE_S
-from mytrader.tradelog import TradeLog
+from mytrader.usecases.execute import ExecDeps
+
+if TYPE_CHECKING:
+    import requests
+
+
+@cache
+def alpaca_http(key_id: str, secret_key: str) -> requests.Session:
+    """One Alpaca HTTP session per container and key pair, shared by market data, news and the broker."""
+    from mytrader.adapters.alpaca.session import alpaca_session
+
+    return alpaca_session(key_id, secret_key)
 
 
 def market_source(settings: PipelineSettings, aws: Aws):
     if settings.market_data == "alpaca":
-        from mytrader.market.sources import AlpacaMarketData
+        from mytrader.adapters.alpaca.market_data import AlpacaMarketData
 
         key, secret = broker_credentials(settings, aws)
-        return AlpacaMarketData(key, secret, base_url=settings.alpaca_data_url)
+        return AlpacaMarketData(key, secret, base_url=settings.alpaca_data_url, session=alpaca_http(key, secret))
     return S3MarketData(aws.s3, settings.data_bucket)
 
 
 def news_context(settings: PipelineSettings, aws: Aws):
     if settings.news_source == "none":
         return None
+    from mytrader.adapters.aws.comprehend import ComprehendScorer
     from mytrader.sentiment.context import NewsContext
-    from mytrader.sentiment.scoring import ComprehendScorer, LexiconScorer, SentimentAnalyzer
+    from mytrader.sentiment.scoring import LexiconScorer, SentimentAnalyzer
 
     scorer = ComprehendScorer(aws.comprehend) if settings.sentiment_scorer == "comprehend" else LexiconScorer()
     cache = DynamoSentimentCache(aws.dynamodb, settings.sentiment_table) if settings.sentiment_table else None
     if settings.news_source == "alpaca":
-        from mytrader.sentiment.news import AlpacaNewsSource
+        from mytrader.adapters.alpaca.news import AlpacaNewsSource
 
         key, secret = broker_credentials(settings, aws)
-        return NewsContext(AlpacaNewsSource(key, secret, base_url=settings.alpaca_data_url),
+        return NewsContext(AlpacaNewsSource(key, secret, base_url=settings.alpaca_data_url,
+                                            session=alpaca_http(key, secret)),
                            SentimentAnalyzer(scorer, cache))
     from mytrader.sentiment.news import CsvHeadlineSource
 
@@ -49,7 +60,7 @@ def news_context(settings: PipelineSettings, aws: Aws):
 
 
 def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None):
-    from mytrader.pipeline.decision_cycle import CycleDeps  # numpy/TA-Lib: the decision cycle only
+    from mytrader.usecases.decide import CycleDeps  # numpy/TA-Lib: the decision cycle only
 
     aws = aws or Aws()
     params = Params(settings, aws.ssm)
@@ -64,11 +75,11 @@ def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None):
 
 def broker(settings: PipelineSettings, aws: Aws, costs: Costs):
     if settings.broker == "alpaca":
-        from mytrader.broker import AlpacaBroker
+        from mytrader.adapters.alpaca.broker import AlpacaBroker
 
         key, secret = broker_credentials(settings, aws)
-        return AlpacaBroker(key, secret, base_url=settings.alpaca_trading_url)
-    from mytrader.broker import PaperBroker
+        return AlpacaBroker(key, secret, base_url=settings.alpaca_trading_url, session=alpaca_http(key, secret))
+    from mytrader.adapters.paper_broker import PaperBroker
 
     return PaperBroker(aws.dynamodb, settings.trade_log_table, costs)
 
@@ -90,7 +101,7 @@ def exec_deps(settings: PipelineSettings, aws: Aws | None = None):
 
 def learning_deps(settings: PipelineSettings, aws: Aws | None = None):
     """Dataset export and fine-tuning tasks: (tasks, tradelog, market, clock, aws)."""
-    from mytrader.pipeline.learning import FinetuneTasks
+    from mytrader.usecases.learn import FinetuneTasks
 
     aws = aws or Aws()
     params = Params(settings, aws.ssm)

@@ -6,12 +6,12 @@ import json
 import logging
 from datetime import datetime, timedelta
 
+from mytrader.adapters.aws.queue import send_decision
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BROKER_DONE
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
-from mytrader.pipeline.execution import ExecDeps, close_position
-from mytrader.pipeline.queue import send_decision
 from mytrader.portfolio import exit_on_bar
-from mytrader.tradelog import TradeLog
+from mytrader.usecases.execute import ExecDeps, close_position
 
 log = logging.getLogger(__name__)
 

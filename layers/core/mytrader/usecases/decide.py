@@ -17,18 +17,18 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, field_validator
 
+from mytrader.adapters.aws.queue import send_decision
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, system_prompt, user_prompt
+from mytrader.app.settings import response_mode_for
 from mytrader.config import AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine
 from mytrader.errors import DataQualityError
 from mytrader.features import compute_features
 from mytrader.market.calendar import nyse
 from mytrader.models import Action, DecisionStatus, SentimentScore, TradeDecision, make_decision_id
-from mytrader.pipeline.queue import send_decision
-from mytrader.pipeline.settings import response_mode_for
 from mytrader.strategy import strategy_arrays
-from mytrader.tradelog import TradeLog
 
 log = logging.getLogger(__name__)
 

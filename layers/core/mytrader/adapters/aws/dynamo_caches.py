@@ -1,0 +1,45 @@
+"""DynamoDB-backed caches shared by every container: headline sentiment and the advisor's daily token budget."""
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+from mytrader.stack_spec import SENTIMENT_TTL_S
+
+
+class DynamoSentimentCache:
+    def __init__(self, client, table: str):
+        self.db, self.table = client, table
+
+    def get_many(self, keys: list[str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for start in range(0, len(keys), 100):
+            chunk = keys[start:start + 100]
+            resp = self.db.batch_get_item(RequestItems={self.table: {"Keys": [{"key": {"S": k}} for k in chunk]}})
+            for item in resp.get("Responses", {}).get(self.table, []):
+                out[item["key"]["S"]] = float(item["score"]["N"])
+        return out
+
+    def put_many(self, scores: dict[str, float]) -> None:
+        expires = int(time.time()) + SENTIMENT_TTL_S
+        items = [{"PutRequest": {"Item": {"key": {"S": k}, "score": {"N": str(Decimal(str(round(v, 6))))},
+                                          "expires_at": {"N": str(expires)}}}} for k, v in scores.items()]
+        for start in range(0, len(items), 25):
+            self.db.batch_write_item(RequestItems={self.table: items[start:start + 25]})
+
+
+class DynamoTokenBudget:
+    """The advisor's daily token budget, shared by every container through a counter item."""
+
+    def __init__(self, client, table: str, daily_limit: int):
+        self.db, self.table, self.daily_limit = client, table, daily_limit
+
+    def exhausted(self, day: str) -> bool:
+        if self.daily_limit <= 0:
+            return False
+        resp = self.db.get_item(TableName=self.table, Key={"pk": {"S": "BUDGET#tokens"}, "sk": {"S": f"DAY#{day}"}})
+        return int(resp.get("Item", {}).get("tokens", {}).get("N", "0")) >= self.daily_limit
+
+    def add(self, day: str, tokens: int) -> None:
+        self.db.update_item(TableName=self.table, Key={"pk": {"S": "BUDGET#tokens"}, "sk": {"S": f"DAY#{day}"}},
+                            UpdateExpression="ADD tokens :t", ExpressionAttributeValues={":t": {"N": str(tokens)}})

@@ -1,0 +1,44 @@
+"""SSM parameters through Powertools (cached briefly) and the clocks built on them."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from mytrader.app.settings import PipelineSettings
+from mytrader.clock import SystemClock, parse_utc
+from mytrader.stack_spec import PARAMETER_DEFAULTS, parameter_names
+
+
+class Params:
+    """Active model id, mode and kill switch from SSM through Powertools Parameters (cached briefly)."""
+
+    def __init__(self, settings: PipelineSettings, ssm_client):
+        from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+        self.names = parameter_names(settings.param_prefix)
+        self.max_age = settings.params_max_age_s
+        self._ssm = SSMProvider(boto3_client=ssm_client)
+
+    def get(self, key: str, fresh: bool = False) -> str:
+        try:
+            return self._ssm.get(self.names[key], max_age=0 if fresh else self.max_age, force_fetch=fresh)
+        except Exception:
+            if key in PARAMETER_DEFAULTS:
+                return PARAMETER_DEFAULTS[key]
+            raise
+
+    def kill_switch(self, fresh: bool = True) -> bool:
+        return self.get("KILL_SWITCH", fresh=fresh).strip().lower() in ("on", "true", "1", "halt")
+
+
+class ReplayClock:
+    """Embedded AWS only: the replay driver writes the simulated time to an SSM parameter."""
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    def now(self) -> datetime:
+        return parse_utc(self.params.get("REPLAY_CLOCK", fresh=True))
+
+
+def make_clock(settings: PipelineSettings, params: Params):
+    return ReplayClock(params) if settings.clock_source == "replay" else SystemClock()
