@@ -6,6 +6,7 @@ import json
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 
@@ -19,78 +20,58 @@ class AlpacaFixture:
         self.news: list[dict] = []
         self.last_trade: dict[str, float] = {}
         self.page_size = 2
-        fixture = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _send(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _authorised(self):
-                if not (self.headers.get("APCA-API-KEY-ID") and self.headers.get("APCA-API-SECRET-KEY")):
-                    self._send(403, {"message": "forbidden."})
-                    return False
-                return True
-
-            def do_POST(self):
-                if not self._authorised():
-                    return
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if urlparse(self.path).path != "/v2/orders":
-                    return self._send(404, {"message": "not found"})
-                if fixture.fail_next:
-                    return self._send(fixture.fail_next.pop(0), {"message": "injected"})
-                if any(o["client_order_id"] == body.get("client_order_id") for o in fixture.orders):
-                    return self._send(422, {"code": 40010001, "message": "client_order_id must be unique"})
-                qty = float(body["qty"])
-                filled = {"filled": qty, "partial": qty / 2, "new": 0.0}[fixture.fill_mode]
-                order = {"id": str(uuid.uuid4()), "client_order_id": body["client_order_id"], "symbol": body["symbol"],
-                         "side": body["side"], "qty": body["qty"], "type": body.get("type", "market"),
-                         "time_in_force": body.get("time_in_force", "day"),
-                         "status": {"filled": "filled", "partial": "partially_filled", "new": "new"}[fixture.fill_mode],
-                         "filled_qty": str(filled), "filled_avg_price": str(fixture.fill_price) if filled else None,
-                         "created_at": "2024-01-02T14:30:00Z"}
-                fixture.orders.append(order)
-                self._send(200, order)
-
-            def do_GET(self):
-                if not self._authorised():
-                    return
-                url = urlparse(self.path)
-                q = {k: v[0] for k, v in parse_qs(url.query).items()}
-                if url.path == "/v2/orders:by_client_order_id":
-                    match = [o for o in fixture.orders if o["client_order_id"] == q.get("client_order_id")]
-                    return self._send(200, match[0]) if match else self._send(404, {"code": 40410000,
-                                                                                      "message": "order not found"})
-                if url.path == "/v2/positions":
-                    return self._send(200, fixture.positions())
-                if url.path.startswith("/v2/stocks/") and url.path.endswith("/bars"):
-                    symbol = url.path.split("/")[3]
-                    rows = fixture.bars.get(symbol, [])
-                    start = int(q.get("page_token", "0"))
-                    page = rows[start:start + fixture.page_size]
-                    nxt = str(start + fixture.page_size) if start + fixture.page_size < len(rows) else None
-                    return self._send(200, {"bars": page, "symbol": symbol, "next_page_token": nxt})
-                if url.path.startswith("/v2/stocks/") and url.path.endswith("/trades/latest"):
-                    symbol = url.path.split("/")[3]
-                    if symbol not in fixture.last_trade:
-                        return self._send(404, {"message": "not found"})
-                    return self._send(200, {"symbol": symbol, "trade": {"t": "2024-01-02T15:00:00Z", "x": "V",
-                                                                        "p": fixture.last_trade[symbol], "s": 100}})
-                if url.path == "/v1beta1/news":
-                    return self._send(200, {"news": fixture.news, "next_page_token": None})
-                self._send(404, {"message": "not found"})
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_AlpacaHandler,), {"fixture": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def place(self, body: dict) -> tuple[int, dict]:
+        """POST /v2/orders: the status and body Alpaca answers an order with."""
+        if self.fail_next:
+            return self.fail_next.pop(0), {"message": "injected"}
+        if any(o["client_order_id"] == body.get("client_order_id") for o in self.orders):
+            return 422, {"code": 40010001, "message": "client_order_id must be unique"}
+        qty = float(body["qty"])
+        filled = {"filled": qty, "partial": qty / 2, "new": 0.0}[self.fill_mode]
+        order = {"id": str(uuid.uuid4()), "client_order_id": body["client_order_id"], "symbol": body["symbol"],
+                 "side": body["side"], "qty": body["qty"], "type": body.get("type", "market"),
+                 "time_in_force": body.get("time_in_force", "day"),
+                 "status": {"filled": "filled", "partial": "partially_filled", "new": "new"}[self.fill_mode],
+                 "filled_qty": str(filled), "filled_avg_price": str(self.fill_price) if filled else None,
+                 "created_at": "2024-01-02T14:30:00Z"}
+        self.orders.append(order)
+        return 200, order
+
+    def by_client_order_id(self, q: dict[str, str]) -> tuple[int, Any]:
+        match = [o for o in self.orders if o["client_order_id"] == q.get("client_order_id")]
+        return (200, match[0]) if match else (404, {"code": 40410000, "message": "order not found"})
+
+    def bars_page(self, symbol: str, q: dict[str, str]) -> tuple[int, Any]:
+        rows = self.bars.get(symbol, [])
+        start = int(q.get("page_token", "0"))
+        page = rows[start:start + self.page_size]
+        nxt = str(start + self.page_size) if start + self.page_size < len(rows) else None
+        return 200, {"bars": page, "symbol": symbol, "next_page_token": nxt}
+
+    def latest_trade(self, symbol: str) -> tuple[int, Any]:
+        if symbol not in self.last_trade:
+            return 404, {"message": "not found"}
+        return 200, {"symbol": symbol, "trade": {"t": "2024-01-02T15:00:00Z", "x": "V",
+                                                 "p": self.last_trade[symbol], "s": 100}}
+
+    def answer_get(self, path: str, q: dict[str, str]) -> tuple[int, Any]:
+        """GET: the status and body for one documented path (404 for anything else)."""
+        if path == "/v2/orders:by_client_order_id":
+            return self.by_client_order_id(q)
+        if path == "/v2/positions":
+            return 200, self.positions()
+        if path.startswith("/v2/stocks/") and path.endswith("/bars"):
+            return self.bars_page(path.split("/")[3], q)
+        if path.startswith("/v2/stocks/") and path.endswith("/trades/latest"):
+            return self.latest_trade(path.split("/")[3])
+        if path == "/v1beta1/news":
+            return 200, {"news": self.news, "next_page_token": None}
+        return 404, {"message": "not found"}
 
     def positions(self) -> list[dict]:
         """Open positions in the documented shape (qty unsigned, side long|short), from the filled orders."""
@@ -110,3 +91,41 @@ class AlpacaFixture:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _AlpacaHandler(BaseHTTPRequestHandler):
+    """Serves one AlpacaFixture (`fixture`, set on the subclass each fixture makes)."""
+
+    fixture: AlpacaFixture
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self):
+        if not (self.headers.get("APCA-API-KEY-ID") and self.headers.get("APCA-API-SECRET-KEY")):
+            self._send(403, {"message": "forbidden."})
+            return False
+        return True
+
+    def do_POST(self):
+        if not self._authorised():
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if urlparse(self.path).path != "/v2/orders":
+            return self._send(404, {"message": "not found"})
+        self._send(*self.fixture.place(body))
+
+    def do_GET(self):
+        if not self._authorised():
+            return
+        url = urlparse(self.path)
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self._send(*self.fixture.answer_get(url.path, q))

@@ -10,7 +10,7 @@ from mytrader.adapters.alpaca.broker import AlpacaBroker
 from mytrader.adapters.alpaca.market_data import AlpacaMarketData
 from mytrader.adapters.alpaca.news import AlpacaNewsSource
 from mytrader.broker import BrokerError, new_order
-from mytrader.market.series import DataQualityError
+from mytrader.errors import DataQualityError
 from mytrader.models import OrderSide
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.replay import replay
@@ -71,8 +71,8 @@ def test_market_data_pages_and_validates(alpaca):
 
 
 def test_news_source(alpaca):
-    alpaca.news = [{"id": 1, "headline": "Apple &amp; partners beat", "summary": "", "created_at": "2024-01-02T13:00:00Z",
-                    "symbols": ["AAPL"], "source": "benzinga"},
+    alpaca.news = [{"id": 1, "headline": "Apple &amp; partners beat", "summary": "",
+                    "created_at": "2024-01-02T13:00:00Z", "symbols": ["AAPL"], "source": "benzinga"},
                    {"id": 2, "headline": "Later", "created_at": "2024-01-03T13:00:00Z", "symbols": ["AAPL"]}]
     alpaca.news += [{"id": 3, "headline": "No date", "symbols": ["AAPL"]},
                     {"id": 4, "headline": "Bad date", "created_at": "yesterday", "symbols": ["AAPL"]},
@@ -87,7 +87,8 @@ def test_news_source(alpaca):
 
 def test_executor_with_alpaca_survives_crashes_without_duplicates(make_stack, alpaca):
     # Given the pipeline trading through Alpaca (the fixture) and crashing once after each order is accepted
-    stack = make_stack(extra_env={"BROKER": "alpaca", "ALPACA_TRADING_URL": alpaca.url, "FAULT_CRASH_AFTER_BROKER": "1.0"})
+    stack = make_stack(extra_env={"BROKER": "alpaca", "ALPACA_TRADING_URL": alpaca.url,
+                                  "FAULT_CRASH_AFTER_BROKER": "1.0"})
     replay(stack, D.load_series(), date(2011, 1, 3), date(2011, 3, 31))
     coids = [o["client_order_id"] for o in alpaca.orders]
     assert coids and len(coids) == len(set(coids))  # the broker's own ledger: no order placed twice
@@ -137,5 +138,6 @@ def test_alpaca_order_states_map_onto_what_the_executor_waits_for(alpaca):
     # When the executor looks them up, Then it knows which ones will never fill further, and what filled
     for k, (state, done) in enumerate(states.items()):
         placed = broker.get_by_client_order_id(f"s{k}")
+        assert placed is not None, state
         assert (placed.status in BROKER_DONE) == done, state
         assert placed.filled_qty == (3.0 if state != "new" else 0.0)

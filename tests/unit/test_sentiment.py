@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -46,12 +47,14 @@ class FakeComprehend:
         self.calls: list[list[str]] = []
         self.fail_index = fail_index
 
-    def batch_detect_sentiment(self, TextList, LanguageCode):
-        self.calls.append(list(TextList))
-        errors = [{"Index": self.fail_index, "ErrorCode": "INTERNAL_SERVER_ERROR"}] if self.fail_index is not None else []
+    def batch_detect_sentiment(self, **kwargs: Any) -> dict[str, Any]:  # keyword-only, as boto3's
+        texts, _language = kwargs["TextList"], kwargs["LanguageCode"]
+        self.calls.append(list(texts))
+        errors = ([{"Index": self.fail_index, "ErrorCode": "INTERNAL_SERVER_ERROR"}]
+                  if self.fail_index is not None else [])
         results = [{"Index": i, "Sentiment": "POSITIVE",
                     "SentimentScore": {"Positive": 0.7 if "good" in t else 0.1, "Negative": 0.1 if "good" in t else 0.6,
-                                       "Neutral": 0.2, "Mixed": 0.0}} for i, t in enumerate(TextList)]
+                                       "Neutral": 0.2, "Mixed": 0.0}} for i, t in enumerate(texts)]
         return {"ResultList": results, "ErrorList": errors}
 
 

@@ -1,11 +1,16 @@
-"""The paper broker: fills market orders at once at the quote (slippage and fees applied); its book lives in the trade-log table."""
+"""The paper broker: fills market orders at once at the quote (slippage and fees applied); its book lives in the
+trade-log table."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from mytrader.broker import BrokerOrder
 from mytrader.models import Order
 from mytrader.portfolio import Costs
+
+if TYPE_CHECKING:
+    from mytrader.adapters.aws.clients import DynamoDBClient
 
 
 class PaperBroker:
@@ -15,7 +20,7 @@ class PaperBroker:
 
     name = "paper"
 
-    def __init__(self, dynamodb_client, table: str, costs: Costs):
+    def __init__(self, dynamodb_client: DynamoDBClient, table: str, costs: Costs):
         from mytrader.adapters.tradelog import from_item, to_item
 
         self.db, self.table, self.costs = dynamodb_client, table, costs
@@ -38,9 +43,10 @@ class PaperBroker:
         return BrokerOrder.model_validate_json(self._from(items[0])["doc"]) if items else None
 
     def ledger(self) -> list[BrokerOrder]:
-        out, start = [], None
+        out: list[BrokerOrder] = []
+        start: dict[str, Any] | None = None
         while True:
-            kw = {"ExclusiveStartKey": start} if start else {}
+            kw: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
             resp = self.db.query(TableName=self.table, KeyConditionExpression="pk = :p",
                                  ExpressionAttributeValues=self._to({":p": "BROKER#paper"}), **kw)
             out.extend(BrokerOrder.model_validate_json(self._from(i)["doc"]) for i in resp.get("Items", []))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mytrader.models import NewsItem
@@ -12,7 +13,7 @@ class RssSource:
     """A per-symbol RSS/Atom feed through feedparser; `url` may hold `{symbol}`. `fetch` returns the
     feed's text (the test seam)."""
 
-    def __init__(self, url: str, fetch=None, source: str = "rss"):
+    def __init__(self, url: str, fetch: Callable[[str], str] | None = None, source: str = "rss"):
         self.url, self.source = url, source
         self._fetch = fetch or _http_get_text
         self.skipped: deque[str] = deque(maxlen=100)  # the latest entries skipped, with why
@@ -21,14 +22,16 @@ class RssSource:
         import feedparser
 
         feed = feedparser.parse(self._fetch(self.url.format(symbol=symbol)))
-        out, skipped = [], []
+        out: list[NewsItem] = []
+        skipped: list[str] = []
         for n, entry in enumerate(feed.entries):
             stamp = entry.get("published_parsed") or entry.get("updated_parsed")
             title = clean_headline(entry.get("title", ""))
             if not stamp or not title:
                 skipped.append(f"{symbol} entry {n}: {'no date' if not stamp else 'empty title'}")
                 continue
-            published = datetime(*stamp[:6], tzinfo=UTC)
+            year, month, day, hour, minute, second = stamp[:6]  # a UTC struct_time
+            published = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
             if start <= published <= as_of:
                 out.append(NewsItem(source=self.source, headline=title, published=published,
                                     available_from=published, symbols=(symbol,)))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -23,15 +23,20 @@ from botocore.exceptions import ClientError
 from mytrader.models import DecisionStatus, Fill, Order, Position, QueryMemo, TradeDecision, TradeOutcome
 from mytrader.risk import AccountState
 
+if TYPE_CHECKING:
+    from mytrader.adapters.aws.clients import DynamoDBClient
+
+Item = dict[str, Any]  # a DynamoDB item ({"attr": {"S": ...}}) or a plain row, a transact item, a request's keywords
+
 _ser, _de = TypeSerializer(), TypeDeserializer()
 
 
-def to_item(d: dict[str, Any]) -> dict:
+def to_item(d: dict[str, Any]) -> Item:
     clean = json.loads(json.dumps(d, default=str), parse_float=Decimal)
     return {k: _ser.serialize(v) for k, v in clean.items() if v is not None}
 
 
-def from_item(item: dict) -> dict[str, Any]:
+def from_item(item: Item) -> dict[str, Any]:
     out = {k: _de.deserialize(v) for k, v in item.items()}
     return {k: (float(v) if isinstance(v, Decimal) else v) for k, v in out.items()}
 
@@ -43,12 +48,12 @@ class ConditionFailed(Exception):
 
 
 class TradeLog:
-    def __init__(self, client, table: str, account: str = "main"):
+    def __init__(self, client: DynamoDBClient, table: str, account: str = "main"):
         self.db, self.table, self.account = client, table, account
         self.acct_pk = f"ACCOUNT#{account}"
 
     # -- decisions ----------------------------------------------------------------------------
-    def decision_item(self, d: TradeDecision) -> dict:
+    def decision_item(self, d: TradeDecision) -> Item:
         return {"pk": f"DEC#{d.decision_id}", "sk": "DECISION", "gsi1pk": f"SYM#{d.symbol}",
                 "gsi1sk": d.bar_ts.isoformat(), "gsi2pk": f"STATUS#{d.status.value}",
                 "gsi2sk": f"{d.bar_ts.isoformat()}#{d.decision_id}", "symbol": d.symbol, "status": d.status.value,
@@ -81,7 +86,7 @@ class TradeLog:
                 return False
             raise
 
-    def get_decision_row(self, decision_id: str) -> dict | None:
+    def get_decision_row(self, decision_id: str) -> Item | None:
         resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": f"DEC#{decision_id}", "sk": "DECISION"}),
                                 ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
@@ -91,17 +96,19 @@ class TradeLog:
         if row is None or "doc" not in row:
             return None
         d = TradeDecision.model_validate_json(row["doc"])
-        return d.model_copy(update={"status": DecisionStatus(row["status"]), "status_reason": row.get("status_reason", "")})
+        return d.model_copy(update={"status": DecisionStatus(row["status"]),
+                                    "status_reason": row.get("status_reason", "")})
 
-    def status_update(self, decision_id: str, status: DecisionStatus, reason: str, from_status: str = "PENDING") -> dict:
+    def status_update(self, decision_id: str, status: DecisionStatus, reason: str,
+                      from_status: str = "PENDING") -> Item:
         """A transact item moving a decision to `status`, only from `from_status`."""
         return {"Update": {
             "TableName": self.table, "Key": to_item({"pk": f"DEC#{decision_id}", "sk": "DECISION"}),
             "UpdateExpression": "SET #s = :s, gsi2pk = :g, status_reason = :r",
             "ConditionExpression": "#s = :from",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": to_item({":s": status.value, ":g": f"STATUS#{status.value}", ":r": reason[:500],
-                                                  ":from": from_status})}}
+            "ExpressionAttributeValues": to_item({":s": status.value, ":g": f"STATUS#{status.value}",
+                                                  ":r": reason[:500], ":from": from_status})}}
 
     def set_status(self, decision_id: str, status: DecisionStatus, reason: str, from_status: str = "PENDING") -> bool:
         u = self.status_update(decision_id, status, reason, from_status)["Update"]
@@ -113,17 +120,18 @@ class TradeLog:
                 return False
             raise
 
-    def decisions_by_status(self, status: str, before: str | None = None) -> list[dict]:
-        kw = {"KeyConditionExpression": "gsi2pk = :p", "ExpressionAttributeValues": to_item({":p": f"STATUS#{status}"})}
+    def decisions_by_status(self, status: str, before: str | None = None) -> list[Item]:
+        condition, values = "gsi2pk = :p", {":p": f"STATUS#{status}"}
         if before:
-            kw["KeyConditionExpression"] += " AND gsi2sk < :b"
-            kw["ExpressionAttributeValues"].update(to_item({":b": before}))
-        return self._query_all(IndexName="gsi2", **kw)
+            condition += " AND gsi2sk < :b"
+            values[":b"] = before
+        return self._query_all(IndexName="gsi2", KeyConditionExpression=condition,
+                               ExpressionAttributeValues=to_item(values))
 
     def count_by_status(self) -> dict[str, int]:
         return {s.value: len(self.decisions_by_status(s.value)) for s in DecisionStatus}
 
-    def decisions_of(self, symbol: str) -> list[dict]:
+    def decisions_of(self, symbol: str) -> list[Item]:
         return self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
                                ExpressionAttributeValues=to_item({":p": f"SYM#{symbol}"}))
 
@@ -140,7 +148,8 @@ class TradeLog:
                 raise
 
     def account_state(self) -> AccountState:
-        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}), ConsistentRead=True)
+        resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}),
+                                ConsistentRead=True)
         if "Item" not in resp:
             raise LookupError("account not initialised: run the stack set-up")
         row = from_item(resp["Item"])
@@ -167,14 +176,14 @@ class TradeLog:
         self.db.update_item(TableName=self.table, Key=to_item({"pk": self.acct_pk, "sk": "STATE"}),
                             UpdateExpression="SET tripped_day = :d", ExpressionAttributeValues=to_item({":d": day}))
 
-    def _pos_key(self, symbol: str) -> dict:
+    def _pos_key(self, symbol: str) -> Item:
         return to_item({"pk": self.acct_pk, "sk": f"POS#{symbol}"})
 
     def position(self, symbol: str) -> Position | None:
         row = self.position_row(symbol)
         return Position.model_validate_json(row["doc"]) if row else None
 
-    def position_rows(self) -> list[dict]:
+    def position_rows(self) -> list[Item]:
         """Every open position's item (doc, entry_fee, checked_bar) in one query."""
         return self._query_all(KeyConditionExpression="pk = :p AND begins_with(sk, :s)", ConsistentRead=True,
                                ExpressionAttributeValues=to_item({":p": self.acct_pk, ":s": "POS#"}))
@@ -194,12 +203,12 @@ class TradeLog:
                 keys = resp.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
         return out
 
-    def open_order_rows(self) -> list[dict]:
+    def open_order_rows(self) -> list[Item]:
         """Entry orders the broker has not finished (accepted or partly filled): outcomes reconciles them."""
         return self._query_all(IndexName="gsi2", KeyConditionExpression="gsi2pk = :p",
                                ExpressionAttributeValues=to_item({":p": "ORDERS#OPEN"}))
 
-    def position_row(self, symbol: str) -> dict | None:
+    def position_row(self, symbol: str) -> Item | None:
         """The position's item: doc, entry_fee, checked_bar, and what earlier close orders filled, if any."""
         resp = self.db.get_item(TableName=self.table, Key=self._pos_key(symbol), ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
@@ -226,7 +235,8 @@ class TradeLog:
         items = [{"Update": {
             "TableName": self.table, "Key": self._pos_key(symbol),
             "UpdateExpression": "SET close_attempt = :next ADD closing_qty :q, closing_notional :n, closing_fee :f",
-            "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(close_attempt) OR close_attempt = :at)",
+            "ConditionExpression": ("attribute_exists(pk) AND "
+                                    "(attribute_not_exists(close_attempt) OR close_attempt = :at)"),
             "ExpressionAttributeValues": to_item({":next": attempt + 1, ":at": attempt, ":q": qty, ":n": notional,
                                                   ":f": fee})}}]
         if fill:
@@ -237,7 +247,8 @@ class TradeLog:
         """One more bar held, remembering which bar was checked so a re-run never counts it twice."""
         upd = pos.model_copy(update={"bars_held": pos.bars_held + 1})
         self.db.update_item(TableName=self.table, Key=self._pos_key(pos.symbol),
-                            UpdateExpression="SET doc = :d, checked_bar = :b", ConditionExpression="attribute_exists(pk)",
+                            UpdateExpression="SET doc = :d, checked_bar = :b",
+                            ConditionExpression="attribute_exists(pk)",
                             ExpressionAttributeValues=to_item({":d": upd.model_dump_json(), ":b": bar_ts}))
 
     def position_checked(self, symbol: str) -> int | None:
@@ -258,20 +269,20 @@ class TradeLog:
                                                              "sentiment": memo.sentiment, "regime": memo.regime}))
 
     # -- orders, fills, outcomes --------------------------------------------------------------
-    def order(self, decision_id: str) -> dict | None:
+    def order(self, decision_id: str) -> Item | None:
         resp = self.db.get_item(TableName=self.table, Key=to_item({"pk": f"DEC#{decision_id}", "sk": "ORDER"}),
                                 ConsistentRead=True)
         return from_item(resp["Item"]) if "Item" in resp else None
 
-    def order_item(self, decision_id: str, order: Order, status: str) -> dict:
+    def order_item(self, decision_id: str, order: Order, status: str) -> Item:
         return {"pk": f"DEC#{decision_id}", "sk": "ORDER", "status": status, "client_order_id": order.client_order_id,
                 "symbol": order.symbol, "doc": order.model_dump_json()}
 
-    def fill_item(self, decision_id: str, fill: Fill, seq: int = 0) -> dict:
+    def fill_item(self, decision_id: str, fill: Fill, seq: int = 0) -> Item:
         return {"pk": f"DEC#{decision_id}", "sk": f"FILL#{seq}", "gsi1pk": f"FILLS#{self.account}",
                 "gsi1sk": f"{fill.filled_at.isoformat()}#{decision_id}#{seq}", "doc": fill.model_dump_json()}
 
-    def outcome_item(self, outcome: TradeOutcome) -> dict:
+    def outcome_item(self, outcome: TradeOutcome) -> Item:
         return {"pk": f"DEC#{outcome.decision_id}", "sk": "OUTCOME", "gsi1pk": f"OUTCOMES#{self.account}",
                 "gsi1sk": f"{outcome.exit_ts.isoformat()}#{outcome.symbol}", "doc": outcome.model_dump_json()}
 
@@ -285,17 +296,17 @@ class TradeLog:
                                ExpressionAttributeValues=to_item({":p": f"OUTCOMES#{self.account}"}))
         return [TradeOutcome.model_validate_json(r["doc"]) for r in rows]
 
-    def put_shadow(self, decision_id: str, model_id: str, payload: dict) -> None:
+    def put_shadow(self, decision_id: str, model_id: str, payload: dict[str, Any]) -> None:
         self.db.put_item(TableName=self.table, Item=to_item({"pk": f"DEC#{decision_id}", "sk": f"SHADOW#{model_id}",
                                                              "gsi1pk": f"SHADOW#{model_id}", "gsi1sk": decision_id,
                                                              "doc": json.dumps(payload)}))
 
-    def shadow_predictions(self, model_id: str) -> list[dict]:
+    def shadow_predictions(self, model_id: str) -> list[Item]:
         rows = self._query_all(IndexName="gsi1", KeyConditionExpression="gsi1pk = :p",
                                ExpressionAttributeValues=to_item({":p": f"SHADOW#{model_id}"}))
         return [json.loads(r["doc"]) for r in rows]
 
-    def transact(self, items: list[dict]) -> None:
+    def transact(self, items: list[Item]) -> None:
         """All or nothing; a failed condition raises ConditionFailed with each item's reason code."""
         try:
             self.db.transact_write_items(TransactItems=items)
@@ -305,17 +316,17 @@ class TradeLog:
                 raise ConditionFailed(reasons) from None
             raise
 
-    def put(self, item: dict, condition: str | None = None) -> dict:
-        op = {"TableName": self.table, "Item": to_item(item)}
+    def put(self, item: Item, condition: str | None = None) -> Item:
+        op: Item = {"TableName": self.table, "Item": to_item(item)}
         if condition:
             op["ConditionExpression"] = condition
         return {"Put": op}
 
-    def delete_position(self, symbol: str) -> dict:
+    def delete_position(self, symbol: str) -> Item:
         return {"Delete": {"TableName": self.table, "Key": self._pos_key(symbol),
                            "ConditionExpression": "attribute_exists(pk)"}}
 
-    def position_grows(self, pos: Position, add_fee: float) -> dict:
+    def position_grows(self, pos: Position, add_fee: float) -> Item:
         """A transact item for more of a held position (a later fill): doc and qty replaced, fee added, and the
         bar already checked by outcomes kept."""
         return {"Update": {"TableName": self.table, "Key": self._pos_key(pos.symbol),
@@ -324,17 +335,19 @@ class TradeLog:
                            "ExpressionAttributeValues": to_item({":d": pos.model_dump_json(), ":q": pos.qty,
                                                                  ":f": add_fee})}}
 
-    def account_update(self, expr: str, values: dict, condition: str | None = None, names: dict | None = None) -> dict:
-        op = {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": "STATE"}), "UpdateExpression": expr,
-              "ExpressionAttributeValues": to_item(values)}
+    def account_update(self, expr: str, values: dict[str, Any], condition: str | None = None,
+                       names: dict[str, str] | None = None) -> Item:
+        op: Item = {"TableName": self.table, "Key": to_item({"pk": self.acct_pk, "sk": "STATE"}),
+                    "UpdateExpression": expr, "ExpressionAttributeValues": to_item(values)}
         if condition:
             op["ConditionExpression"] = condition
         if names:
             op["ExpressionAttributeNames"] = names
         return {"Update": op}
 
-    def _query_all(self, **kw) -> list[dict]:
-        out, start = [], None
+    def _query_all(self, **kw: Any) -> list[Item]:
+        out: list[Item] = []
+        start: Item | None = None
         while True:
             if start:
                 kw["ExclusiveStartKey"] = start

@@ -1,9 +1,14 @@
 """Alpaca Trading API v2 orders and positions."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mytrader.adapters.alpaca.session import TRADING_URL, alpaca_session
 from mytrader.broker import BrokerError, BrokerOrder
 from mytrader.models import Order, OrderSide
+
+if TYPE_CHECKING:
+    import requests
 
 
 class AlpacaBroker:
@@ -12,13 +17,13 @@ class AlpacaBroker:
     name = "alpaca"
 
     def __init__(self, key_id: str, secret_key: str, base_url: str = TRADING_URL,
-                 session=None, timeout: float = 10.0):
+                 session: requests.Session | None = None, timeout: float = 10.0):
         self._http = alpaca_session(key_id, secret_key, session)
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
 
     def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder:
-        body = {"symbol": order.symbol, "qty": str(order.qty), "side": order.side.value, "type": "market",
-                "time_in_force": "day", "client_order_id": order.client_order_id}
+        body: dict[str, Any] = {"symbol": order.symbol, "qty": str(order.qty), "side": order.side.value,
+                                "type": "market", "time_in_force": "day", "client_order_id": order.client_order_id}
         resp = self._request("POST", "/v2/orders", json=body)
         if resp.status_code == 422 and "client_order_id must be unique" in resp.text:
             existing = self.get_by_client_order_id(order.client_order_id)  # it exists: reconcile, never re-place
@@ -44,18 +49,20 @@ class AlpacaBroker:
         resp = self._request("GET", "/v2/positions")
         if resp.status_code >= 400:
             raise BrokerError(f"alpaca HTTP {resp.status_code} listing positions", retryable=True)
-        return {raw["symbol"]: abs(float(raw["qty"])) * (-1 if raw.get("side") == "short" else 1) for raw in resp.json()}
+        return {str(raw["symbol"]): abs(float(raw["qty"])) * (-1 if raw.get("side") == "short" else 1)
+                for raw in resp.json()}
 
-    def _request(self, method: str, path: str, **kw):
+    def _request(self, method: str, path: str, json: dict[str, Any] | None = None,
+                 params: dict[str, str] | None = None) -> requests.Response:
         import requests
 
         try:
-            return self._http.request(method, self.base_url + path, timeout=self.timeout, **kw)
+            return self._http.request(method, self.base_url + path, json=json, params=params, timeout=self.timeout)
         except requests.RequestException as exc:
             raise BrokerError(f"alpaca unreachable: {exc}", retryable=True) from None
 
     @staticmethod
-    def _parse(raw: dict) -> BrokerOrder:
+    def _parse(raw: dict[str, Any]) -> BrokerOrder:
         status = raw.get("status", "new")
         return BrokerOrder(broker_order_id=raw["id"], client_order_id=raw["client_order_id"], symbol=raw["symbol"],
                            side=OrderSide(raw["side"]), qty=float(raw.get("qty") or 0),

@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from mytrader.adapters.alpaca.session import DATA_URL, alpaca_session
+from mytrader.errors import DataQualityError
 from mytrader.market.calendar import NEW_YORK
-from mytrader.market.series import BarSeries, DataQualityError
+from mytrader.market.series import BarSeries
 from mytrader.market.sources import daily_close_ts
+
+if TYPE_CHECKING:
+    import requests
 
 
 class AlpacaMarketData:
@@ -18,15 +23,15 @@ class AlpacaMarketData:
 
     def __init__(self, key_id: str, secret_key: str, base_url: str = DATA_URL,
                  timeframe: str = "1Day", feed: str = "iex", lookback: timedelta = timedelta(days=500),
-                 session=None, timeout: float = 10.0):
+                 session: requests.Session | None = None, timeout: float = 10.0):
         self._http = alpaca_session(key_id, secret_key, session)
         self.base_url, self.timeframe, self.feed = base_url.rstrip("/"), timeframe, feed
         self.lookback, self.timeout = lookback, timeout
 
     def history(self, symbol: str, as_of: datetime) -> BarSeries:
-        params = {"timeframe": self.timeframe, "start": _iso(as_of - self.lookback), "end": _iso(as_of),
-                  "limit": 10000, "adjustment": "split", "feed": self.feed}
-        rows: list[dict] = []
+        params: dict[str, str | int] = {"timeframe": self.timeframe, "start": _iso(as_of - self.lookback),
+                                        "end": _iso(as_of), "limit": 10000, "adjustment": "split", "feed": self.feed}
+        rows: list[dict[str, Any]] = []
         while True:
             resp = self._http.get(f"{self.base_url}/v2/stocks/{symbol}/bars", params=params, timeout=self.timeout)
             if resp.status_code != 200:

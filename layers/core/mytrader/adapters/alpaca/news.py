@@ -3,24 +3,28 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from mytrader.adapters.alpaca.session import DATA_URL, alpaca_session
 from mytrader.models import NewsItem
 from mytrader.sentiment.news import clean_headline, record_skips
+
+if TYPE_CHECKING:
+    import requests
 
 
 class AlpacaNewsSource:
     """Alpaca news API (GET /v1beta1/news), paged by next_page_token."""
 
     def __init__(self, key_id: str, secret_key: str, base_url: str = DATA_URL,
-                 session=None, timeout: float = 10.0):
+                 session: requests.Session | None = None, timeout: float = 10.0):
         self._http = alpaca_session(key_id, secret_key, session)
         self.base_url, self.timeout = base_url.rstrip("/"), timeout
         self.skipped: deque[str] = deque(maxlen=100)  # the latest items skipped, with why
 
     def items(self, symbol: str, start: datetime, as_of: datetime) -> list[NewsItem]:
         skipped: list[str] = []
-        params = {"symbols": symbol, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        params: dict[str, str | int] = {"symbols": symbol, "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "end": as_of.strftime("%Y-%m-%dT%H:%M:%SZ"), "limit": 50, "sort": "desc"}
         out: list[NewsItem] = []
         for _ in range(10):  # at most 500 items a call

@@ -1,7 +1,12 @@
 """Amazon Comprehend BatchDetectSentiment as a sentiment scorer (25 documents a call, billed in units)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mytrader.sentiment.scoring import COMPREHEND_BATCH, comprehend_units, truncate_utf8
+
+if TYPE_CHECKING:
+    from mytrader.adapters.aws.clients import ComprehendClient
 
 
 class ComprehendScorer:
@@ -10,7 +15,7 @@ class ComprehendScorer:
 
     name = "comprehend"
 
-    def __init__(self, client, language: str = "en"):
+    def __init__(self, client: ComprehendClient, language: str = "en"):
         self._client, self.language = client, language
         self.units_billed = 0
         self.calls = 0

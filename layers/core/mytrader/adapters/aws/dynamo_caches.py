@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from mytrader.stack_spec import SENTIMENT_TTL_S
 
+if TYPE_CHECKING:
+    from mytrader.adapters.aws.clients import DynamoDBClient
+
 
 class DynamoSentimentCache:
-    def __init__(self, client, table: str):
+    """Headline sentiment scores shared by every container, expiring after SENTIMENT_TTL_S."""
+
+    def __init__(self, client: DynamoDBClient, table: str):
         self.db, self.table = client, table
 
     def get_many(self, keys: list[str]) -> dict[str, float]:
@@ -22,8 +28,9 @@ class DynamoSentimentCache:
 
     def put_many(self, scores: dict[str, float]) -> None:
         expires = int(time.time()) + SENTIMENT_TTL_S
-        items = [{"PutRequest": {"Item": {"key": {"S": k}, "score": {"N": str(Decimal(str(round(v, 6))))},
-                                          "expires_at": {"N": str(expires)}}}} for k, v in scores.items()]
+        items: list[dict[str, Any]] = [
+            {"PutRequest": {"Item": {"key": {"S": k}, "score": {"N": str(Decimal(str(round(v, 6))))},
+                                     "expires_at": {"N": str(expires)}}}} for k, v in scores.items()]
         for start in range(0, len(items), 25):
             self.db.batch_write_item(RequestItems={self.table: items[start:start + 25]})
 
@@ -31,7 +38,7 @@ class DynamoSentimentCache:
 class DynamoTokenBudget:
     """The advisor's daily token budget, shared by every container through a counter item."""
 
-    def __init__(self, client, table: str, daily_limit: int):
+    def __init__(self, client: DynamoDBClient, table: str, daily_limit: int):
         self.db, self.table, self.daily_limit = client, table, daily_limit
 
     def exhausted(self, day: str) -> bool:
