@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "cdk"), str(REPO / "layers" / "core")]
@@ -22,13 +23,11 @@ FEATURE_FLAGS = {
 }
 
 
-def build_app(context: dict | None = None, outdir: str | None = None, nag: bool = True) -> cdk.App:
-    kw = {"context": {**FEATURE_FLAGS, **(context or {})}}
-    if outdir:
-        kw["outdir"] = outdir
-    app = cdk.App(**kw)
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None, nag: bool = True) -> cdk.App:
+    app = cdk.App(context={**FEATURE_FLAGS, **(context or {})}, outdir=outdir or None)
     settings = DeploySettings.from_context(app.node)
-    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+                          region=os.environ.get("CDK_DEFAULT_REGION", "us-east-1"))
     MyTraderStack(app, "MyTrader" if settings.prefix == "mytrader" else f"MyTrader-{settings.prefix}",
                   settings=settings, env=env)
     if nag:

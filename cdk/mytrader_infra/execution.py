@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, TimeZone
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
@@ -9,12 +10,15 @@ from constructs import Construct
 
 from mytrader.stack_spec import EXECUTOR_MAX_CONCURRENCY
 
-from .decisions import cron_parts
+from .decisions import Decisions, cron_parts
 from .functions import make_function
+from .settings import DeploySettings
+from .storage import Storage
 
 
 class Execution(Construct):
-    def __init__(self, scope: Construct, id: str, *, settings, storage, decisions, layer, env: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings, storage: Storage, decisions: Decisions,
+                 layer: lambda_.ILayerVersion, env: dict[str, str]) -> None:
         super().__init__(scope, id)
         p = settings.prefix
         queue_env = {"DECISIONS_QUEUE_URL": decisions.queue.queue_url, "DECISIONS_DLQ_URL": decisions.dlq.queue_url}

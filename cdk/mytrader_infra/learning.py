@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -13,15 +14,19 @@ from constructs import Construct
 from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
 from .functions import make_function
+from .monitoring import Monitoring
+from .settings import DeploySettings
+from .storage import Storage
 
 ASL = Path(__file__).resolve().parents[2] / "layers" / "core" / "mytrader" / "data" / "finetune.asl.json"
 
 
 class Learning(Construct):
-    def __init__(self, scope: Construct, id: str, *, settings, storage, monitoring, layer, env: dict[str, str]):
+    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings, storage: Storage,
+                 monitoring: Monitoring, layer: lambda_.ILayerVersion, env: dict[str, str]) -> None:
         super().__init__(scope, id)
         p = settings.prefix
-        stack = scope if hasattr(scope, "partition") else scope.node.scope
+        stack = Stack.of(self)
         part, region, account = stack.partition, stack.region, stack.account
         self.bedrock_role = iam.Role(
             self, "bedrock-customization-role", role_name=f"{p}-bedrock-customization",
@@ -31,10 +36,13 @@ class Learning(Construct):
             description="Assumed by Bedrock to read fine-tuning datasets and write job outputs")
         storage.datasets.grant_read(self.bedrock_role, "datasets/*")
         storage.datasets.grant_write(self.bedrock_role, "finetune-output/*")
-        learn_env = {**env, "BEDROCK_ROLE_ARN": self.bedrock_role.role_arn, "ALARM_TOPIC_ARN": monitoring.topic.topic_arn,
-                     "FINETUNE_BASE_MODEL": FINETUNE_BASE_MODEL, "STATE_MACHINE_NAME": f"{p}-{STATE_MACHINE_NAME}"}
-        self.export = make_function(self, "dataset_export", prefix=p, layer=layer, arch=settings.architecture, env=learn_env)
-        self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture, env=learn_env)
+        learn_env = {**env, "BEDROCK_ROLE_ARN": self.bedrock_role.role_arn,
+                     "ALARM_TOPIC_ARN": monitoring.topic.topic_arn, "FINETUNE_BASE_MODEL": FINETUNE_BASE_MODEL,
+                     "STATE_MACHINE_NAME": f"{p}-{STATE_MACHINE_NAME}"}
+        self.export = make_function(self, "dataset_export", prefix=p, layer=layer, arch=settings.architecture,
+                                    env=learn_env)
+        self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture,
+                                   env=learn_env)
         storage.trade_log.grant_read_data(self.export)
         storage.datasets.grant_read_write(self.export, "datasets/*")
         storage.datasets.grant_read(self.export, "prompts/*")
@@ -44,7 +52,7 @@ class Learning(Construct):
             storage.params[key].grant_read(self.tasks)
             storage.params[key].grant_write(self.tasks)
         monitoring.topic.grant_publish(self.tasks)
-        self.bedrock_role.grant_pass_role(self.tasks)  # iam:PassRole on exactly this role
+        self.bedrock_role.grant_pass_role(self.tasks.grant_principal)  # iam:PassRole on exactly this role
         self.tasks.add_to_role_policy(iam.PolicyStatement(
             sid="ModelCustomization",
             actions=["bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob",

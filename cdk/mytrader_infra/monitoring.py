@@ -1,7 +1,9 @@
 """Monitoring: the alarm topic (optional e-mail), alarms and a dashboard."""
 from __future__ import annotations
 
-from aws_cdk import Duration
+from typing import TYPE_CHECKING
+
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -11,10 +13,16 @@ from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
 
 from .functions import METRICS_NAMESPACE, service_name
+from .settings import DeploySettings
+
+if TYPE_CHECKING:  # for `wire` only: learning.py imports this module
+    from .decisions import Decisions
+    from .execution import Execution
+    from .learning import Learning
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, id: str, *, settings):
+    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings) -> None:
         super().__init__(scope, id)
         self.topic = sns.Topic(self, "alarms", topic_name=f"{settings.prefix}-alarms", enforce_ssl=True,
                                master_key=kms.Alias.from_alias_name(self, "sns-key", "alias/aws/sns"))
@@ -32,20 +40,22 @@ class Monitoring(Construct):
                          dimensions_map=dims)
 
     def alarm(self, id: str, metric: cw.IMetric, threshold: float, description: str,
-              op=cw.ComparisonOperator.GREATER_THAN_THRESHOLD) -> cw.Alarm:
+              op: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD) -> cw.Alarm:
         a = cw.Alarm(self, id, metric=metric, threshold=threshold, evaluation_periods=1, comparison_operator=op,
                      treat_missing_data=cw.TreatMissingData.NOT_BREACHING, alarm_description=description)
         a.add_alarm_action(self.action)
         self.alarms.append(a)
         return a
 
-    def wire(self, *, decisions, execution, learning) -> None:
+    def wire(self, *, decisions: Decisions, execution: Execution, learning: Learning) -> None:
         dc, ex = service_name("decision_cycle"), service_name("executor")
-        self.alarm("dlq-depth", decisions.dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)), 0,
-                   "Decisions reached the DLQ: inspect, then `mytrader ops redrive-dlq`")
+        self.alarm("dlq-depth", decisions.dlq.metric_approximate_number_of_messages_visible(
+            period=Duration.minutes(5)), 0, "Decisions reached the DLQ: inspect, then `mytrader ops redrive-dlq`")
         self.alarm("schedule-dlq-depth", decisions.schedule_dlq.metric_approximate_number_of_messages_visible(
-            period=Duration.minutes(5)), 0, "Decision-cycle invocations failed (schedule or async failure destination)")
-        self.alarm("executor-errors", execution.executor.metric_errors(period=Duration.minutes(5)), 0, "Executor errors")
+            period=Duration.minutes(5)), 0,
+            "Decision-cycle invocations failed (schedule or async failure destination)")
+        self.alarm("executor-errors", execution.executor.metric_errors(period=Duration.minutes(5)), 0,
+                   "Executor errors")
         self.alarm("decision-cycle-errors", decisions.function.metric_errors(period=Duration.minutes(5)), 0,
                    "Decision-cycle errors")
         fallback_rate = cw.MathExpression(expression="100 * fallbacks / MAX([calls + fallbacks, 1])",
@@ -56,10 +66,11 @@ class Monitoring(Construct):
         self.alarm("kill-switch-tripped", self.metric("KillSwitchRejections", service=ex), 0,
                    "Entries rejected by the kill switch or the daily-loss limit")
         self.alarm("position-mismatch", self.metric("PositionMismatches", service=service_name("outcomes")), 0,
-                   "The book and the broker hold different quantities (`mytrader ops status`; trades outside MyTrader?)")
+                   "The book and the broker hold different quantities "
+                   "(`mytrader ops status`; trades outside MyTrader?)")
         self.alarm("finetune-failed", learning.state_machine.metric_failed(period=Duration.minutes(5)), 0,
                    "The fine-tuning workflow failed")
-        dash = cw.Dashboard(self, "dashboard", dashboard_name=f"{decisions.node.scope.node.id}-trading")
+        dash = cw.Dashboard(self, "dashboard", dashboard_name=f"{Stack.of(decisions).node.id}-trading")
         dash.add_widgets(
             cw.GraphWidget(title="Decisions and LLM calls", left=[self.metric("Decisions", service=dc),
                                                                    self.metric("LlmCalls", service=dc),
@@ -70,7 +81,8 @@ class Monitoring(Construct):
             cw.GraphWidget(title="Executions", left=[self.metric("DecisionExecuted", service=ex),
                                                      self.metric("DecisionRejected", service=ex),
                                                      self.metric("DecisionSkipped", service=ex)]),
-            cw.GraphWidget(title="Realised P&L (USD)", left=[self.metric("RealisedPnl", service=service_name("outcomes"))]),
+            cw.GraphWidget(title="Realised P&L (USD)",
+                           left=[self.metric("RealisedPnl", service=service_name("outcomes"))]),
             cw.GraphWidget(title="Cold starts", left=[
                 cw.Metric(namespace=METRICS_NAMESPACE, metric_name="ColdStart", statistic="Sum", label=key,
                           period=Duration.hours(1), dimensions_map={"function_name": fn.function_name,

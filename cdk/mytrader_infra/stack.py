@@ -1,6 +1,8 @@
 """The MyTrader stack: assembles the capability constructs; it creates nothing itself but the layer."""
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, Stack, Tags
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -17,7 +19,7 @@ from .storage import Storage
 
 
 class MyTraderStack(Stack):
-    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings, **kw):
+    def __init__(self, scope: Construct, id: str, *, settings: DeploySettings, **kw: Any) -> None:
         super().__init__(scope, id, **kw)
         s = settings
         Tags.of(self).add("mytrader:stack", s.prefix)
@@ -30,8 +32,10 @@ class MyTraderStack(Stack):
         self.storage = Storage(self, "storage", prefix=s.prefix, model_id=s.model_id, mode=s.mode,
                                live_trading=s.live_trading)
         env = {
-            "TRADE_LOG_TABLE": self.storage.trade_log.table_name, "IDEMPOTENCY_TABLE": self.storage.idempotency.table_name,
-            "SENTIMENT_TABLE": self.storage.sentiment_cache.table_name, "DATA_BUCKET": self.storage.datasets.bucket_name,
+            "TRADE_LOG_TABLE": self.storage.trade_log.table_name,
+            "IDEMPOTENCY_TABLE": self.storage.idempotency.table_name,
+            "SENTIMENT_TABLE": self.storage.sentiment_cache.table_name,
+            "DATA_BUCKET": self.storage.datasets.bucket_name,
             "PARAM_PREFIX": s.prefix, "CLOCK_SOURCE": "system", "BROKER": s.broker, "MARKET_DATA": s.market_data,
             "NEWS_SOURCE": s.news_source, "SENTIMENT_SCORER": "comprehend",
             "BROKER_SECRET_ARN": self.storage.broker_secret.secret_arn, "ALPACA_TRADING_URL": s.alpaca_trading_url,

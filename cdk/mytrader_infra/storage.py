@@ -18,7 +18,8 @@ def _table(scope: Construct, spec: TableSpec, prefix: str, retain: bool) -> ddb.
         partition_key=ddb.Attribute(name=spec.pk, type=S),
         sort_key=ddb.Attribute(name=spec.sk, type=S) if spec.sk else None,
         billing=ddb.Billing.on_demand(), encryption=ddb.TableEncryptionV2.aws_managed_key(),
-        point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(point_in_time_recovery_enabled=True),
+        point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True),
         time_to_live_attribute=spec.ttl, deletion_protection=retain,
         removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
         global_secondary_indexes=[ddb.GlobalSecondaryIndexPropsV2(
@@ -27,14 +28,16 @@ def _table(scope: Construct, spec: TableSpec, prefix: str, retain: bool) -> ddb.
 
 
 class Storage(Construct):
-    def __init__(self, scope: Construct, id: str, *, prefix: str, model_id: str, mode: str, live_trading: bool):
+    def __init__(self, scope: Construct, id: str, *, prefix: str, model_id: str, mode: str,
+                 live_trading: bool) -> None:
         super().__init__(scope, id)
         self.trade_log = _table(self, TRADE_LOG, prefix, retain=True)  # the record of every decision: never lost
         self.idempotency = _table(self, IDEMPOTENCY, prefix, retain=False)
         self.sentiment_cache = _table(self, SENTIMENT_CACHE, prefix, retain=False)
         self.access_logs = s3.Bucket(
             self, "access-logs", encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL, object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(expiration=Duration.days(365))], removal_policy=RemovalPolicy.RETAIN)
         self.datasets = s3.Bucket(
             self, "datasets", versioned=True, encryption=s3.BucketEncryption.S3_MANAGED, enforce_ssl=True,
@@ -43,7 +46,8 @@ class Storage(Construct):
             lifecycle_rules=[
                 s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=Duration.days(90)),
                 s3.LifecycleRule(id="prompt-archive", prefix="prompts/", transitions=[
-                    s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS, transition_after=Duration.days(30))]),
+                    s3.Transition(storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                                  transition_after=Duration.days(30))]),
                 s3.LifecycleRule(id="finetune-outputs", prefix="finetune-output/", expiration=Duration.days(180)),
             ])
         names = parameter_names(prefix)
@@ -54,6 +58,7 @@ class Storage(Construct):
         # The value is generated, never in the template; put the real keys in after deploy (README).
         self.broker_secret = sm.Secret(
             self, "broker-secret", secret_name=f"{prefix}/broker/{'live' if live_trading else 'paper'}",
-            description="Alpaca API keys as JSON {key_id, secret_key}" + (" (LIVE trading)" if live_trading else " (paper)"),
+            description="Alpaca API keys as JSON {key_id, secret_key}"
+            + (" (LIVE trading)" if live_trading else " (paper)"),
             generate_secret_string=sm.SecretStringGenerator(
                 secret_string_template='{"key_id": "set-me"}', generate_string_key="secret_key"))

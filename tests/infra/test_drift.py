@@ -54,7 +54,8 @@ def test_queues_match(template, local_stack):
 
 def test_parameters_match(template, local_stack):
     ssm = local_stack.client("ssm")
-    deployed = {p["Properties"]["Name"]: p["Properties"]["Value"] for p in resources(template, "AWS::SSM::Parameter").values()}
+    deployed = {p["Properties"]["Name"]: p["Properties"]["Value"]
+                for p in resources(template, "AWS::SSM::Parameter").values()}
     local = {name: ssm.get_parameter(Name=name)["Parameter"]["Value"] for name in deployed}
     assert set(local) == set(deployed)
     assert local["/mytrader/mode"] == deployed["/mytrader/mode"] and local["/mytrader/kill-switch"] == "off"

@@ -21,7 +21,8 @@ def test_fifo_queue_and_its_fifo_dlq(template):
     dlq_id = next(k for k, v in resources(template, "AWS::SQS::Queue").items()
                   if v["Properties"].get("QueueName") == "mytrader-decisions-dlq.fifo")
     assert q["FifoQueue"] is True and q["ContentBasedDeduplication"] is False
-    assert q["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}, "maxReceiveCount": MAX_RECEIVE_COUNT}
+    assert q["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+                                  "maxReceiveCount": MAX_RECEIVE_COUNT}
     assert q["VisibilityTimeout"] >= 6 * EXECUTOR_TIMEOUT_S
     assert q["SqsManagedSseEnabled"] is True
 

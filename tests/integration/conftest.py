@@ -24,7 +24,8 @@ def embedded():
 @pytest.fixture
 def make_stack(embedded):
     def make(extra_env=None, **kw):
-        embedded.runtime.configure(latency_s=0.0, throttle_rate=0.0, timeout_rate=0.0, malformed_rate=0.0, error_rate=0.0)
+        embedded.runtime.configure(latency_s=0.0, throttle_rate=0.0, timeout_rate=0.0, malformed_rate=0.0,
+                                   error_rate=0.0)
         embedded.router.faults.clear()
         embedded.comprehend.fail_rate = 0.0
         stack = LocalStack(embedded, prefix=f"t{next(_ids)}").create(extra_env=extra_env, **kw)

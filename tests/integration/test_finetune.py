@@ -22,14 +22,15 @@ def learnable_world(stack, seed: int = 1) -> None:
     """One symbol whose next-session move follows ret_20 (which the active model weighs) and volume_z
     (which it ignores): a candidate fitted on the record can really beat it."""
     rng = random.Random(seed)
-    day, days = date(2015, 1, 2), []
+    day = date(2015, 1, 2)
+    days: list[date] = []
     while len(days) < N_DAYS:
         if nyse().is_session(day):
             days.append(day)
         day = date.fromordinal(day.toordinal() + 1)
     tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
     price, moves = 50.0, []
-    for i, d in enumerate(days):
+    for d in days:
         ret20 = rng.choice([-1, 1]) * rng.uniform(0.03, 0.15)
         vz = rng.choice([-1, 1]) * rng.uniform(0.2, 2.0)
         up = ret20 * 10 + vz > 0
@@ -90,7 +91,8 @@ def test_negative_control_with_shuffled_labels_is_not_promoted(stack, embedded):
 def test_not_enough_data_ends_cleanly(stack):
     out = run(stack)
     assert out["execution_status"] == "SUCCEEDED"
-    assert out["train_records"] == 0 and "not enough data" in (out["dataset_reason"] or "") or out["dataset_version"] is None
+    assert (out["train_records"] == 0 and "not enough data" in (out["dataset_reason"] or "")
+            or out["dataset_version"] is None)
 
 
 def test_a_failed_job_fails_the_workflow_and_notifies(stack):

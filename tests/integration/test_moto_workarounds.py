@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import Any
 
 import boto3
 
@@ -61,10 +62,12 @@ def test_fast_dynamodb_queries_return_what_moto_returns(stack):
     fast = both()
     from moto.dynamodb.models.table import Table
 
-    patched = Table.query, Table.all_items
+    moto_table: Any = Table  # its methods are swapped by assignment
+    patched = moto_table.query, moto_table.all_items
     try:  # moto's original code path, for comparison
-        Table.query, Table.all_items = Table.query.__wrapped_original__, Table.all_items.__wrapped_original__
+        moto_table.query = moto_table.query.__wrapped_original__
+        moto_table.all_items = moto_table.all_items.__wrapped_original__
         slow = both()
     finally:
-        Table.query, Table.all_items = patched
+        moto_table.query, moto_table.all_items = patched
     assert fast == slow and len(fast[0]) == 36 and len(fast[1]) == 30

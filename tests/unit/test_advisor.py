@@ -51,6 +51,7 @@ def test_valid_tool_answer_is_used_and_costed():
     client = ScriptedConverse(tool_response(good_advice(), 600, 100))
     adv = LlmAdvisor(client, AdvisorSettings(model_id="us.anthropic.claude-haiku-4-5-20251001-v1:0"))
     advice, call = adv.advise(inputs(), "2010-03-01")
+    assert advice is not None
     assert advice.decision == Action.BUY and call.fallback_reason is None
     assert call.cost_usd == pytest.approx(600e-6 + 100 * 5e-6)
     req = client.requests[0]
@@ -78,7 +79,7 @@ def test_bad_answers_get_one_repair_then_fall_back(kind):
     advice, call = adv.advise(inputs(), "2010-03-01")
     # Then it was asked once more with the error, and then the advisor fell back (counted)
     assert advice is None
-    assert call.fallback_reason.startswith("invalid_output:")
+    assert call.fallback_reason is not None and call.fallback_reason.startswith("invalid_output:")
     assert len(client.requests) == 2 and call.attempts == 2
     assert adv.stats.fallbacks == 1 and adv.stats.repairs == 1
     repair = client.requests[1]["messages"]
@@ -105,6 +106,7 @@ def test_json_text_mode_parses_plain_json():
     client = ScriptedConverse(text_response("Here: " + json.dumps(good_advice())))
     adv = LlmAdvisor(client, AdvisorSettings(response_mode="json"))
     advice, _ = adv.advise(inputs(), "d")
+    assert advice is not None
     assert advice.decision == Action.BUY and "toolConfig" not in client.requests[0]
 
 

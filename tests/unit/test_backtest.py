@@ -20,8 +20,8 @@ KEYS = {"total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate",
 
 def test_cli_backtest_all_modes_writes_the_documented_json_and_report(tmp_path):
     out, rep = tmp_path / "out.json", tmp_path / "r.html"
-    res = CliRunner().invoke(app, ["backtest", "--prices", str(PACKAGED_DATA / "nvda-daily-1999-2014.csv"), "--mode", "all",
-                                   "--json", str(out), "--report", str(rep)])
+    res = CliRunner().invoke(app, ["backtest", "--prices", str(PACKAGED_DATA / "nvda-daily-1999-2014.csv"),
+                                   "--mode", "all", "--json", str(out), "--report", str(rep)])
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert set(data["runs"]) == {"baseline", "consensus", "override", "advisory", "buy_and_hold"}
@@ -62,7 +62,7 @@ def test_headlines_change_the_decisions():
     # Then the sentiment reached the decisions and they differ
     da = {d.bar_ts: d.advice.decision for d in a.decisions if d.advice}
     db = {d.bar_ts: d.advice.decision for d in b.decisions if d.advice}
-    assert any(d.sentiment.n_items > 0 for d in a.decisions)
+    assert any(d.sentiment is not None and d.sentiment.n_items > 0 for d in a.decisions)
     common = set(da) & set(db)
     assert sum(da[k] != db[k] for k in common) > 10
     assert [t.entry_ts for t in a.trades] != [t.entry_ts for t in b.trades]

@@ -45,7 +45,8 @@ def test_labels_follow_the_forward_return_and_reasoning_never_argues_the_other_s
     assert label == Action.SELL and answer["decision"] == "SELL"
     assert "buy" not in answer["reasoning"].lower()
     rec, label = ds.make_record(decision(advice=said), 0.05)
-    assert label == Action.BUY and json.loads(rec.messages[-1].content[0].text)["reasoning"] == "Strong uptrend, buy now."
+    assert label == Action.BUY
+    assert json.loads(rec.messages[-1].content[0].text)["reasoning"] == "Strong uptrend, buy now."
     assert ds.make_record(decision(), 0.005)[1] == Action.HOLD  # inside the HOLD band
 
 

@@ -7,9 +7,9 @@ import pytest
 
 from mytrader.advisor.llm import LlmAdvisor
 from mytrader.config import RiskLimits, TradingConfig
-from mytrader.engine import DecisionContext, DecisionEngine, QueryMemo, should_query
+from mytrader.engine import DecisionContext, DecisionEngine, should_query
 from mytrader.features import compute_features
-from mytrader.models import Action, Mode, Position, SentimentScore
+from mytrader.models import Action, Mode, Position, QueryMemo, SentimentScore
 from mytrader.strategy import strategy_arrays
 from tests.unit.fakes import ScriptedConverse, good_advice, tool_response
 

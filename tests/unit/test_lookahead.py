@@ -15,7 +15,8 @@ from mytrader.sentiment.scoring import LexiconScorer, SentimentAnalyzer
 from mytrader.strategy import strategy_arrays
 
 NEWS = "Date,News\n" + "\n".join(
-    f"{d},{h}" for d, h in [("1999-06-01", "Chip maker beats estimates"), ("1999-06-02", "Fraud probe hits tech stocks"),
+    f"{d},{h}" for d, h in [("1999-06-01", "Chip maker beats estimates"),
+                            ("1999-06-02", "Fraud probe hits tech stocks"),
                             ("1999-06-03", "Record profits and strong demand"), ("1999-06-04", "Crash fears grow"),
                             ("1999-06-07", "Upgrade lifts shares")])
 
@@ -25,8 +26,9 @@ def altered(series: BarSeries, t: int, seed: int) -> BarSeries:
     k = len(series) - t - 1
     scale = np.concatenate([np.ones(t + 1), np.exp(rng.normal(0, 0.2, k))])
     widen = np.concatenate([np.ones(t + 1), np.full(k, 1.01)])
-    return BarSeries(series.symbol, series.ts, series.open * scale, series.high * scale * widen, series.low * scale / widen,
-                     series.close * scale, series.volume * np.concatenate([np.ones(t + 1), rng.uniform(0.1, 9, k)]))
+    return BarSeries(series.symbol, series.ts, series.open * scale, series.high * scale * widen,
+                     series.low * scale / widen, series.close * scale,
+                     series.volume * np.concatenate([np.ones(t + 1), rng.uniform(0.1, 9, k)]))
 
 
 def snapshot(series: BarSeries, t: int, news: NewsContext) -> tuple:
@@ -36,7 +38,8 @@ def snapshot(series: BarSeries, t: int, news: NewsContext) -> tuple:
     sentiment, headlines = news.at(series.symbol, series.time(t))
     ctx = DecisionContext(frame, arrays, t, sentiment, headlines, None, 100_000.0)
     inputs, _ = engine.prompt_inputs(ctx)
-    return frame.row(t).model_dump_json(), sentiment.model_dump_json(), user_prompt(inputs).encode(), int(arrays.action[t])
+    return (frame.row(t).model_dump_json(), sentiment.model_dump_json(), user_prompt(inputs).encode(),
+            int(arrays.action[t]))
 
 
 @pytest.mark.parametrize("seed", range(6))

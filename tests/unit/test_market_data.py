@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mytrader.market.series import DataQualityError
+from mytrader.errors import DataQualityError
 from mytrader.market.sources import CsvReplaySource, parse_price_csv, synthetic_series
 
 GOOD = """Date,Open,High,Low,Close,Adj Close,Volume
@@ -28,7 +28,8 @@ def test_columns_in_any_order_and_newest_first_give_the_same_series():
         "2010-01-06,11,11.5,10.8,11.2,900,11.2", "2010-01-05,10.5,11.2,10.1,11,1200,11",
         "2010-01-04,10,11,9.5,10.5,1000,10.5"])
     a, b = parse_price_csv(GOOD, "ABC"), parse_price_csv(shuffled, "ABC")
-    assert a.ts.tolist() == b.ts.tolist() and a.close.tolist() == b.close.tolist() and a.volume.tolist() == b.volume.tolist()
+    assert a.ts.tolist() == b.ts.tolist() and a.close.tolist() == b.close.tolist()
+    assert a.volume.tolist() == b.volume.tolist()
 
 
 def test_early_close_day_is_stamped_at_the_early_close():
@@ -37,7 +38,8 @@ def test_early_close_day_is_stamped_at_the_early_close():
 
 
 def test_intraday_bars_parse_with_their_own_timestamps():
-    text = "timestamp,open,high,low,close,volume\n2024-03-01T14:30:00Z,10,11,9,10,5\n2024-03-01T14:35:00Z,10,11,9,10.5,6\n"
+    text = ("timestamp,open,high,low,close,volume\n"
+            "2024-03-01T14:30:00Z,10,11,9,10,5\n2024-03-01T14:35:00Z,10,11,9,10.5,6\n")
     s = parse_price_csv(text, "ABC")
     assert s.time(1) - s.time(0) == timedelta(minutes=5)
 
@@ -54,7 +56,8 @@ def test_intraday_bars_parse_with_their_own_timestamps():
 ])
 def test_bad_rows_are_reported_with_the_offending_bar(row, problem):
     # Given a file with one defective row (columns: Date,Open,High,Low,Close,Volume)
-    text = "Date,Open,High,Low,Close,Volume\n2010-01-05,10.5,11.2,10.1,11,1200\n2010-01-06,11,11.5,10.8,11.2,900\n" + row
+    text = ("Date,Open,High,Low,Close,Volume\n"
+            "2010-01-05,10.5,11.2,10.1,11,1200\n2010-01-06,11,11.5,10.8,11.2,900\n") + row
     # When it is parsed, Then a DataQualityError names the problem and the symbol
     with pytest.raises(DataQualityError, match=problem) as err:
         parse_price_csv(text, "ABC")

@@ -15,9 +15,9 @@ LIMITS = RiskLimits(max_position_pct=10, max_order_notional=5_000, max_open_posi
 
 
 def decision(pct=10.0, equity=100_000.0) -> TradeDecision:
-    return TradeDecision(decision_id="d1", symbol="ABC", bar_ts=NOW, decided_at=NOW, config_version="v", mode=Mode.CONSENSUS,
-                         action=Action.BUY, confidence=0.8, position_size_pct=pct, reference_price=100.0,
-                         stop_loss=95.0, take_profit=110.0, time_horizon_bars=10,
+    return TradeDecision(decision_id="d1", symbol="ABC", bar_ts=NOW, decided_at=NOW, config_version="v",
+                         mode=Mode.CONSENSUS, action=Action.BUY, confidence=0.8, position_size_pct=pct,
+                         reference_price=100.0, stop_loss=95.0, take_profit=110.0, time_horizon_bars=10,
                          strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"), sizing_equity=equity)
 
 

@@ -16,7 +16,8 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from itertools import pairwise
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -48,7 +49,7 @@ class NovaRecord(BaseModel):
     def _alternating(cls, turns: list[Turn]) -> list[Turn]:
         if turns[0].role != "user" or turns[-1].role != "assistant":
             raise ValueError("messages must start with user and end with assistant")
-        for a, b in zip(turns, turns[1:]):
+        for a, b in pairwise(turns):
             if a.role == b.role:
                 raise ValueError("roles must alternate user/assistant")
         return turns
@@ -92,7 +93,8 @@ def assistant_answer(decision: TradeDecision, inputs: PromptInputs, forward_retu
     vol = float(inputs.features.get("vol", 0.3))
     return LlmAdvice(
         decision=label, confidence=confidence,
-        position_size_pct=round(float(inputs.limits.get("max_pct", 10)) * confidence, 1) if label == Action.BUY else 0.0,
+        position_size_pct=(round(float(inputs.limits.get("max_pct", 10)) * confidence, 1)
+                           if label == Action.BUY else 0.0),
         reasoning=reasoning, key_factors=factors,
         stop_loss=round(price - 2 * atr, 4) if label == Action.BUY else None,
         take_profit=round(price + 3 * atr, 4) if label == Action.BUY else None,
@@ -127,7 +129,7 @@ def shuffle_labels(items: list[Labelled], seed: int) -> list[Labelled]:
     order = list(range(len(items)))
     rng.shuffle(order)
     out = []
-    for x, k in zip(items, order):
+    for x, k in zip(items, order, strict=True):
         rec = x.record.model_copy(update={"messages": [*x.record.messages[:-1], answers[k]]})
         out.append(Labelled(x.decision_id, x.symbol, x.bar_ts, x.forward_return, labels[k], rec))
     return out
@@ -155,8 +157,21 @@ def enough(train: list[Labelled], validation: list[Labelled], min_train: int, mi
     return True, "ok"
 
 
+class Manifest(TypedDict):
+    """manifest.json beside the dataset files."""
+    format: str
+    base_model: str
+    hold_band: float
+    counts: dict[str, int]  # train, validation
+    label_balance: dict[str, dict[str, int]]  # train, validation -> BUY, SELL, HOLD
+    date_range: dict[str, list[str] | None]  # train, validation -> [first, last] bar time, None when empty
+    sha256: dict[str, str]  # file name -> digest
+    labels_shuffled: bool
+    source_decision_ids: list[str]
+
+
 def manifest(train: list[Labelled], validation: list[Labelled], files: dict[str, bytes], base_model: str,
-             shuffled: bool) -> dict:
+             shuffled: bool) -> Manifest:
     all_items = train + validation
     return {
         "format": FORMAT, "base_model": base_model, "hold_band": HOLD_BAND,

@@ -13,26 +13,26 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from mytrader.advisor.llm import LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, prepare_headlines
-from mytrader.config import TradingConfig
-from mytrader.features import FeatureFrame
 from mytrader.models import (
     Action,
-    FeatureVector,
-    LlmAdvice,
     Mode,
-    Position,
     QueryMemo,
     RiskLevel,
-    SentimentScore,
-    StrategySignal,
     TimeHorizon,
     TradeDecision,
     make_decision_id,
 )
-from mytrader.strategy import StrategyArrays, signal_at
+from mytrader.strategy import signal_at
+
+if TYPE_CHECKING:
+    from mytrader.advisor.llm import LlmAdvisor
+    from mytrader.config import TradingConfig
+    from mytrader.features import FeatureFrame
+    from mytrader.models import FeatureVector, LlmAdvice, LlmCall, Position, SentimentScore, StrategySignal
+    from mytrader.strategy import StrategyArrays
 
 RISK_FACTOR = {RiskLevel.LOW: 1.0, RiskLevel.MEDIUM: 0.75, RiskLevel.HIGH: 0.5}
 TARGET_DAILY_VOL = 0.025  # positions shrink when ATR/price exceeds this
@@ -78,6 +78,7 @@ class DecisionEngine:
         headlines, flags = prepare_headlines(ctx.headlines)
         sig = signal or signal_at(ctx.arrays, ctx.i)
         pos = ctx.position
+        position: dict[str, str | float | int]
         if pos is None or pos.qty == 0:
             position = {"side": "flat"}
         else:
@@ -105,15 +106,18 @@ class DecisionEngine:
         row = ctx.frame.row(i)
         signal = signal_at(ctx.arrays, i)
         holding = ctx.position is not None and ctx.position.qty != 0
-        advice = llm = inputs = None
+        advice: LlmAdvice | None = None
+        llm: LlmCall | None = None
+        inputs: PromptInputs | None = None
         memo = ctx.last_query
-        queried = self.advisor is not None and should_query(
-            cfg, int(ctx.arrays.action[i]), holding, i, row.rsi, ctx.sentiment.score, row.regime_trend, memo)
-        if queried or self.record_prompts:
+        advisor = self.advisor
+        if advisor is not None and should_query(
+                cfg, int(ctx.arrays.action[i]), holding, i, row.rsi, ctx.sentiment.score, row.regime_trend, memo):
             inputs, flags = self.prompt_inputs(ctx, row, signal)
-        if queried:
-            advice, llm = self.advisor.advise(inputs, row.ts.date().isoformat(), flags)
+            advice, llm = advisor.advise(inputs, row.ts.date().isoformat(), flags)
             memo = QueryMemo(i, row.rsi, ctx.sentiment.score, row.regime_trend)
+        elif self.record_prompts:
+            inputs, _ = self.prompt_inputs(ctx, row, signal)
         action, confidence, reason = self._combine(signal, advice, ctx.position)
         size, stop, target, horizon = self._size_and_levels(action, confidence, advice, row.close, row.atr, row.atr_pct,
                                                             ctx.position)
@@ -128,32 +132,22 @@ class DecisionEngine:
         )
         return decision, memo
 
-    def _combine(self, signal: StrategySignal, advice: LlmAdvice | None, position: Position | None):
+    def _combine(self, signal: StrategySignal, advice: LlmAdvice | None,
+                 position: Position | None) -> tuple[Action, float, str]:
         cfg = self.cfg
         side = 0 if position is None or position.qty == 0 else (1 if position.qty > 0 else -1)
         llm_action = Action.HOLD
         if advice is not None and advice.confidence >= cfg.advisor.min_confidence:
             llm_action = advice.decision
         mode = cfg.mode
-        if mode in (Mode.BASELINE, Mode.ADVISORY) or (mode == Mode.OVERRIDE and advice is None):
-            action, conf = signal.action, signal.confidence
-            reason = f"strategy: {signal.reason}" + ("" if advice is not None or mode != Mode.OVERRIDE else " (LLM unavailable)")
-        elif mode == Mode.OVERRIDE:
+        if mode == Mode.OVERRIDE and advice is not None:
             action, conf = llm_action, advice.confidence
             reason = f"llm: {advice.reasoning}"
-        else:  # consensus
-            reducing = (side > 0 and Action.SELL in (signal.action, llm_action)) or \
-                       (side < 0 and Action.BUY in (signal.action, llm_action))
-            if reducing:
-                action = Action.SELL if side > 0 else Action.BUY
-                conf = max(signal.confidence, advice.confidence if advice else 0.0)
-                reason = "exit: strategy or LLM wants out"
-            elif signal.action == llm_action and signal.action != Action.HOLD:
-                action, conf = signal.action, (signal.confidence + advice.confidence) / 2
-                reason = f"consensus: {signal.reason}; llm: {advice.reasoning}"
-            else:
-                action, conf = Action.HOLD, signal.confidence
-                reason = f"no consensus (strategy {signal.action.value}, llm {llm_action.value})"
+        elif mode in (Mode.BASELINE, Mode.ADVISORY, Mode.OVERRIDE):  # override without an answer: the strategy
+            action, conf = signal.action, signal.confidence
+            reason = f"strategy: {signal.reason}" + (" (LLM unavailable)" if mode == Mode.OVERRIDE else "")
+        else:
+            action, conf, reason = _consensus(signal, advice, llm_action, side)
         # translate to what the position allows: no pyramiding, long-only unless shorting is on
         if action == Action.BUY and side > 0 or action == Action.SELL and side < 0:
             return Action.HOLD, conf, reason + " (already positioned)"
@@ -162,32 +156,46 @@ class DecisionEngine:
         return action, conf, reason
 
     def _size_and_levels(self, action: Action, confidence: float, advice: LlmAdvice | None, price: float, atr: float,
-                         atr_pct: float, position: Position | None):
+                         atr_pct: float, position: Position | None) -> tuple[float, float | None, float | None, int]:
         cfg, risk = self.cfg, self.cfg.risk
         horizon = cfg.time_limit_bars
         opening = action != Action.HOLD and (position is None or position.qty == 0)
         if not opening:
             return 0.0, None, None, horizon
         sign = 1 if action == Action.BUY else -1
-        llm_led = advice is not None and cfg.mode in (Mode.CONSENSUS, Mode.OVERRIDE)
-        requested = advice.position_size_pct if llm_led else risk.max_position_pct * confidence
-        risk_level = advice.risk_assessment if llm_led else RiskLevel.MEDIUM
+        lead = advice if advice is not None and cfg.mode in (Mode.CONSENSUS, Mode.OVERRIDE) else None  # LLM-led
+        requested = lead.position_size_pct if lead is not None else risk.max_position_pct * confidence
+        risk_level = lead.risk_assessment if lead is not None else RiskLevel.MEDIUM
         vol_factor = min(1.0, TARGET_DAILY_VOL / atr_pct) if atr_pct > 0 else 1.0
         size = round(min(risk.max_position_pct, requested) * vol_factor * RISK_FACTOR[risk_level], 2)
         stop_dist, target_dist = 2.0 * atr, 3.0 * atr
-        if llm_led and advice.stop_loss is not None:
-            stop_dist = abs(price - advice.stop_loss)
-        if llm_led and advice.take_profit is not None:
-            target_dist = abs(advice.take_profit - price)
+        if lead is not None and lead.stop_loss is not None:
+            stop_dist = abs(price - lead.stop_loss)
+        if lead is not None and lead.take_profit is not None:
+            target_dist = abs(lead.take_profit - price)
         stop_dist = min(max(stop_dist, risk.stop_atr_min * atr), risk.stop_atr_max * atr)
         target_dist = min(max(target_dist, risk.target_atr_min * atr), risk.target_atr_max * atr)
-        if llm_led:
+        if lead is not None:
             horizon = {TimeHorizon.INTRADAY: 2, TimeHorizon.DAYS: cfg.time_limit_bars,
-                       TimeHorizon.WEEKS: cfg.time_limit_bars * 2}[advice.time_horizon]
+                       TimeHorizon.WEEKS: cfg.time_limit_bars * 2}[lead.time_horizon]
         return size, _toward(price - sign * stop_dist, price), _toward(price + sign * target_dist, price), horizon
+
+
+def _consensus(signal: StrategySignal, advice: LlmAdvice | None, llm_action: Action,
+               side: int) -> tuple[Action, float, str]:
+    """Consensus mode: an entry needs both, a risk-reducing exit either one."""
+    reducing = (side > 0 and Action.SELL in (signal.action, llm_action)) or \
+               (side < 0 and Action.BUY in (signal.action, llm_action))
+    if reducing:
+        conf = max(signal.confidence, advice.confidence if advice else 0.0)
+        return Action.SELL if side > 0 else Action.BUY, conf, "exit: strategy or LLM wants out"
+    if advice is not None and signal.action == llm_action and signal.action != Action.HOLD:  # llm_action needs advice
+        return (signal.action, (signal.confidence + advice.confidence) / 2,
+                f"consensus: {signal.reason}; llm: {advice.reasoning}")
+    return Action.HOLD, signal.confidence, f"no consensus (strategy {signal.action.value}, llm {llm_action.value})"
 
 
 def _toward(level: float, price: float, digits: int = 4) -> float:
     """Round a level to `digits` decimals toward the entry price, so rounding never widens a clamped bound."""
-    scale = 10 ** digits
+    scale: int = 10 ** digits
     return (math.ceil(level * scale) if level < price else math.floor(level * scale)) / scale

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import talib
 
-from mytrader.market.series import BarSeries
 from mytrader.models import FeatureVector
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from mytrader.market.series import BarSeries
 
 FAST, SLOW, RSI_N, ATR_N, BB_N, VOL_N, VOL_REGIME_N = 20, 50, 14, 14, 20, 20, 120
 MIN_BARS = SLOW + 10  # below this the slow indicators are undefined
@@ -18,7 +23,7 @@ _ANNUAL = np.sqrt(252.0)
 @dataclass(frozen=True)
 class FeatureFrame:
     series: BarSeries
-    cols: dict[str, np.ndarray]
+    cols: dict[str, npt.NDArray[np.float64]]
 
     def __len__(self) -> int:
         return len(self.series)

@@ -3,7 +3,17 @@
 The HOLD band: a forward return within +-HOLD_BAND is labelled HOLD (not worth the round trip)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mytrader.models import Action
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+    import numpy.typing as npt
+
+    Prices = Sequence[float] | npt.NDArray[np.float64]  # a list (the backtester) or a BarSeries column
 
 HOLD_BAND = 0.015  # 1.5 % over the decision's horizon
 
@@ -16,7 +26,7 @@ def label_for_return(forward_return: float, band: float = HOLD_BAND) -> Action:
     return Action.HOLD
 
 
-def forward_return(opens: list[float], closes: list[float], i: int, horizon: int) -> float | None:
+def forward_return(opens: Prices, closes: Prices, i: int, horizon: int) -> float | None:
     """Return from the open after bar i to the close `horizon` bars later; None when not yet known."""
     if i + horizon >= len(closes):
         return None

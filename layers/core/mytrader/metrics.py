@@ -2,16 +2,34 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from mytrader.models import TradeOutcome
+if TYPE_CHECKING:
+    from mytrader.models import TradeOutcome
 
 BARS_PER_YEAR = 252
 
 
+class Performance(TypedDict):
+    total_return: float
+    cagr: float
+    sharpe: float
+    sortino: float
+    max_drawdown: float
+    win_rate: float
+    profit_factor: float | None  # None: no trade closed at all
+    trades: int
+    exposure: float | None  # share of bars in the market; None where a driver does not track it
+    llm_accuracy: float | None  # None: no advisor answer was scored
+    llm_calls: int
+    cost_usd: float
+
+
 def performance(equity: list[float], trades: list[TradeOutcome], initial: float, *, exposure: float,
-                llm_scored: list[tuple[float, bool]], llm_calls: int, cost_usd: float) -> dict:
+                llm_scored: list[tuple[float, bool]], llm_calls: int, cost_usd: float) -> Performance:
     eq = np.asarray(equity if equity else [initial], dtype=float)
     total_return = float(eq[-1] / initial - 1)
     years = max(len(eq) / BARS_PER_YEAR, 1e-9)
@@ -43,8 +61,10 @@ def performance(equity: list[float], trades: list[TradeOutcome], initial: float,
     }
 
 
-def accuracy_by_confidence(scored: list[tuple[float, bool]], edges=(0.5, 0.6, 0.7, 0.8, 1.01)) -> list[dict]:
-    out = []
+def accuracy_by_confidence(scored: list[tuple[float, bool]],
+                           edges: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 1.01)) -> list[dict[str, str | float | None]]:
+    """One row per confidence bucket: its label ("0.5-0.6"), how many answers fell in it, their accuracy."""
+    out: list[dict[str, str | float | None]] = []
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         hits = [r for c, r in scored if lo <= c < hi]
         out.append({"bucket": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(hits),

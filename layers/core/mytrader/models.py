@@ -5,7 +5,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -192,7 +192,7 @@ class TradeDecision(BaseModel):
     sentiment: SentimentScore | None = None
     features: FeatureVector | None = None
     reason: str = ""
-    prompt_inputs: dict | None = None  # what the prompt carried, to rebuild it byte for byte
+    prompt_inputs: dict[str, Any] | None = None  # what the prompt carried, to rebuild it byte for byte
     sizing_equity: float | None = None  # book equity when decided: orders are sized on it in every driver
     status: DecisionStatus = DecisionStatus.PENDING
     status_reason: str = ""

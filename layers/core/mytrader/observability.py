@@ -5,7 +5,7 @@ orders, bars and news) as soon as something imports it. Powertools' default, the
 requests (and sqlite3, and probes a dozen other libraries) at cold start in every function, including those
 that never call Alpaca; patching on import keeps the same traces without that cost.
 """
-import wrapt
+import wrapt  # type: ignore[import-untyped]  # wrapt ships no type stubs
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 TRACED_FROM_START = ("botocore",)

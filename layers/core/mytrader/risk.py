@@ -23,6 +23,9 @@ class AccountState(BaseModel):
     consecutive_stopouts: int = 0
     cooldown_until: datetime | None = None
     tripped_day: str = ""  # the day the daily-loss limit halted new entries
+    realized_total: float = 0.0
+    kill_switch: bool = False  # halted by an operator (ops halt): entries refused, exits run
+    version: int = 0  # bumped by every write of the account state (optimistic concurrency)
 
 
 class RiskVerdict(BaseModel):
@@ -44,7 +47,8 @@ def check_entry(limits: RiskLimits, account: AccountState, decision: TradeDecisi
         return RiskVerdict(approved=False, reason="kill_switch: trading halted, reduce-only")
     if account.tripped_day and account.tripped_day == account.day:
         return RiskVerdict(approved=False, reason="daily_loss_limit: halted for the day, reduce-only")
-    if account.day_start_equity > 0 and account.realized_today <= -limits.daily_loss_limit_pct / 100 * account.day_start_equity:
+    day_loss_limit = limits.daily_loss_limit_pct / 100 * account.day_start_equity
+    if account.day_start_equity > 0 and account.realized_today <= -day_loss_limit:
         return RiskVerdict(approved=False, reason="daily_loss_limit: halted for the day", trips_kill_switch=True)
     if not market_open:
         return RiskVerdict(approved=False, reason="market_closed")

@@ -7,11 +7,16 @@ becomes true, HOLD otherwise. The same arrays serve the backtester (all bars) an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mytrader.features import FeatureFrame
 from mytrader.models import Action, StrategySignal
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from mytrader.features import FeatureFrame
 
 HOLD, BUY, SELL = 0, 1, -1
 _REASONS = {
@@ -25,9 +30,9 @@ _REASONS = {
 
 @dataclass(frozen=True)
 class StrategyArrays:
-    action: np.ndarray  # int8 in {-1, 0, 1}
-    confidence: np.ndarray
-    kind: np.ndarray  # 0 none, 1 trend, 2 range
+    action: npt.NDArray[np.int8]  # in {-1, 0, 1}
+    confidence: npt.NDArray[np.float64]
+    kind: npt.NDArray[np.int8]  # 0 none, 1 trend, 2 range
 
 
 def strategy_arrays(frame: FeatureFrame) -> StrategyArrays:
@@ -65,6 +70,6 @@ def signal_at(arrays: StrategyArrays, i: int) -> StrategySignal:
                           reason=_REASONS.get(key, _REASONS[(HOLD, "none")]))
 
 
-def _became_true(cond: np.ndarray) -> np.ndarray:
-    prev = np.concatenate([[False], cond[:-1]])
+def _became_true(cond: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    prev: npt.NDArray[np.bool_] = np.concatenate([[False], cond[:-1]])
     return cond & ~prev

@@ -18,8 +18,12 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from mytrader.market.series import BarSeries
+
+if TYPE_CHECKING:
+    from mytrader.backtest import BacktestResult
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = Path(__file__).resolve().parent / "embedded" / "data"
@@ -31,7 +35,8 @@ def real_bars(target: int = 100_000) -> dict[str, BarSeries]:
 
     base = [parse_price_csv((DATA / "nvda-daily-1999-2014.csv").read_text(), "NVDA"),
             parse_price_csv((DATA / "orcl-daily-1995-2014.csv").read_text(), "ORCL")]
-    out, k = {}, 0
+    out: dict[str, BarSeries] = {}
+    k = 0
     while sum(len(s) for s in out.values()) < target:
         s = base[k % 2]
         name = f"{s.symbol}{k // 2}" if k >= 2 else s.symbol
@@ -53,7 +58,7 @@ def bench_backtests(series: dict[str, BarSeries]) -> dict:
     t0 = time.perf_counter()
     states = {k: prepare(s) for k, s in series.items()}
     out["features_and_signals_s"] = round(time.perf_counter() - t0, 3)
-    runs = {}
+    runs: dict[str, BacktestResult] = {}
     for label, mode in (("strategy_only", Mode.BASELINE), ("llm_local_consensus", Mode.CONSENSUS)):
         cfg = TradingConfig(mode=mode)
         times, last = [], None
@@ -63,6 +68,7 @@ def bench_backtests(series: dict[str, BarSeries]) -> dict:
             t0 = time.perf_counter()
             last = bt.run(states)
             times.append(time.perf_counter() - t0)
+        assert last is not None  # three runs above
         best = min(times)
         out[f"backtest_{label}_bars_per_s"] = round(bars / best)
         out[f"backtest_{label}_median_s"] = round(statistics.median(times), 3)
@@ -84,8 +90,9 @@ def bench_backtests(series: dict[str, BarSeries]) -> dict:
     prof.disable()
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf).sort_stats("tottime")
-    top = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:8]
-    total = sum(v[2] for v in stats.stats.values())
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = cast(Any, stats).stats  # not in typeshed's pstats.Stats
+    top = sorted(table.items(), key=lambda kv: -kv[1][2])[:8]
+    total = sum(v[2] for v in table.values())
     out["profile_llm_path_top_self_time"] = [
         {"function": f"{Path(k[0]).name}:{k[2]}", "share": round(v[2] / total, 3)} for k, v in top]
     return out
@@ -153,7 +160,7 @@ def bench_layer() -> dict:
 
     from mytrader_infra.bundling import build_layer
 
-    out = {}
+    out: dict[str, Any] = {}
     arm = build_layer("arm64") / "python"
     out["layer_unzipped_mb"] = round(sum(p.stat().st_size for p in arm.rglob("*") if p.is_file()) / 1e6, 1)
     # Import times need a layer this machine can execute: the same requirements for its own platform and
@@ -206,7 +213,10 @@ def _import_instructions(key: str, env: dict[str, str], layer: Path) -> float:
     def count(code: str) -> int:
         res = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-S",
                               "-c", code], env=env, capture_output=True, text=True)
-        return int(re.search(r"Collected : (\d+)", res.stderr).group(1))
+        found = re.search(r"Collected : (\d+)", res.stderr)
+        if found is None:
+            raise RuntimeError(f"callgrind reported no instruction count: {res.stderr[-2000:]}")
+        return int(found.group(1))
 
     return round((count(_import_handler(key)) - count(f"import {RUNTIME_PRELOADED}")) / 1e6, 1)
 
@@ -282,7 +292,6 @@ def bench_cold_start(reps: int = 3) -> dict:
     so no idempotency record or cache from an earlier run helps."""
     sys.path.insert(0, str(REPO / "cdk"))
     from mytrader.market.calendar import nyse
-    from mytrader.stack_spec import FUNCTIONS
     from mytrader_tools.embedded.endpoint import EmbeddedAws
     from mytrader_tools.embedded.event_source import sqs_event
     from mytrader_tools.embedded.stack import LocalStack
@@ -296,37 +305,53 @@ def bench_cold_start(reps: int = 3) -> dict:
             stack.upload_prices({"NVDA": data / "nvda-daily-1999-2014.csv", "ORCL": data / "orcl-daily-1995-2014.csv"})
             message, day = _first_trade_message(stack, cal, date(2012, 1, 3) + timedelta(days=30 * rep))
             after = cal.next_session(day)
-
-            def run(key: str, event: dict, clock) -> None:
-                stack.set_param("REPLAY_CLOCK", clock.isoformat())
-                runtime = {k: v for k, v in envs[key].items()
-                           if k.startswith(("AWS_LAMBDA", "AWS_EXECUTION", "AWS_XRAY", "POWERTOOLS_"))}
-                env = _alone_with_layer(key, {
-                    **runtime, **{k: v for k, v in aws.env().items() if not k.startswith("POWERTOOLS_")},
-                    **stack.settings_env, "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"},
-                    local)
-                code = f"import {RUNTIME_PRELOADED}\n" + COLD_START_PROBE
-                handler = REPO / "lambdas" / key / "handler.py"
-                res = subprocess.run([sys.executable, "-S", "-c", code, str(handler), json.dumps(event),
-                                      FUNCTIONS[key].name(stack.prefix)], env=env, capture_output=True, text=True,
-                                     timeout=300)
-                if res.returncode != 0:
-                    raise RuntimeError(f"{key} cold start failed: {res.stderr[-2000:]}")
-                timings[key].append(json.loads(res.stdout.strip().splitlines()[-1]))
-
-            run("executor", sqs_event([message], stack.queue_arns["decisions"], aws.region), cal.session_open(after))
-            run("outcomes", {"source": "schedule"}, cal.session_close(after))
-            run("decision_cycle", {"scheduled_time": cal.session_close(after).isoformat(), "universe": ["NVDA", "ORCL"]},
-                cal.session_close(after))
-    out = {}
+            probe = _ColdStartProbe(aws, stack, envs, local)
+            executor_event = sqs_event([message], stack.queue_arns["decisions"], aws.region)
+            cycle_event = {"scheduled_time": cal.session_close(after).isoformat(), "universe": ["NVDA", "ORCL"]}
+            timings["executor"].append(probe.run("executor", executor_event, cal.session_open(after)))
+            timings["outcomes"].append(probe.run("outcomes", {"source": "schedule"}, cal.session_close(after)))
+            timings["decision_cycle"].append(probe.run("decision_cycle", cycle_event, cal.session_close(after)))
+    out: dict[str, Any] = {}
     for key, runs in timings.items():
         for part in ("init_ms", "first_invoke_ms"):
             out[f"cold_start_{key}_{part}"] = round(statistics.median(r[part] for r in runs), 1)
-        out[f"cold_start_{key}_total_ms"] = round(statistics.median(r["init_ms"] + r["first_invoke_ms"] for r in runs), 1)
-    out["cold_start_executor_batch_item_failures"] = sum(len(r["result"]["batchItemFailures"]) for r in timings["executor"])
+        out[f"cold_start_{key}_total_ms"] = round(
+            statistics.median(r["init_ms"] + r["first_invoke_ms"] for r in runs), 1)
+    out["cold_start_executor_batch_item_failures"] = sum(
+        len(r["result"]["batchItemFailures"]) for r in timings["executor"])
     out["cold_start_note"] = ("first_invoke_ms includes the embedded AWS's own response times (moto in this process, "
                               "~25 ms a call here, where DynamoDB answers in single-digit ms)")
     return out
+
+
+class _ColdStartProbe:
+    """Runs one handler's cold start in a fresh interpreter: the Lambda runtime's variables, the embedded AWS's
+    endpoint and the stack's settings, with its folder and the layer alone on the path."""
+
+    def __init__(self, aws: Any, stack: Any, envs: dict[str, dict[str, str]], layer: Path) -> None:
+        self.aws, self.stack, self.envs, self.layer = aws, stack, envs, layer
+
+    def run(self, key: str, event: dict, clock: Any) -> dict:
+        """The probe's figures (init_ms, first_invoke_ms, result) for `event` served at the replay `clock`."""
+        from mytrader.stack_spec import FUNCTIONS
+
+        aws, stack = self.aws, self.stack
+        stack.set_param("REPLAY_CLOCK", clock.isoformat())
+        runtime = {k: v for k, v in self.envs[key].items()
+                   if k.startswith(("AWS_LAMBDA", "AWS_EXECUTION", "AWS_XRAY", "POWERTOOLS_"))}
+        env = _alone_with_layer(key, {
+            **runtime, **{k: v for k, v in aws.env().items() if not k.startswith("POWERTOOLS_")},
+            **stack.settings_env, "POWERTOOLS_LOG_LEVEL": "WARNING", "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000"},
+            self.layer)
+        code = f"import {RUNTIME_PRELOADED}\n" + COLD_START_PROBE
+        handler = REPO / "lambdas" / key / "handler.py"
+        res = subprocess.run([sys.executable, "-S", "-c", code, str(handler), json.dumps(event),
+                              FUNCTIONS[key].name(stack.prefix)], env=env, capture_output=True, text=True,
+                             timeout=300)
+        if res.returncode != 0:
+            raise RuntimeError(f"{key} cold start failed: {res.stderr[-2000:]}")
+        figures: dict = json.loads(res.stdout.strip().splitlines()[-1])
+        return figures
 
 
 def _first_trade_message(stack, cal, start: date):

@@ -75,7 +75,7 @@ def _decision_mix(decisions) -> str:
              '<text x="40" y="18" font-size="13" font-weight="600">Decisions per year (BUY / SELL / HOLD asked)</text>']
     colors = {"BUY": "#16a34a", "SELL": "#dc2626", "HOLD": "#9ca3af"}
     for k, y in enumerate(years):
-        base = H - PAD
+        base: float = H - PAD
         for act in ("BUY", "SELL", "HOLD"):
             n = by_year[y][act]
             h = n / peak * (H - 2 * PAD - 10)
@@ -139,10 +139,12 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
                             "confidence": d.advice.confidence, "size %": d.position_size_pct,
                             "reasoning": d.advice.reasoning, "key factors": ", ".join(d.advice.key_factors)})
     css = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:980px;color:#111827}"
-           "table{border-collapse:collapse;font-size:11px;margin:8px 0 20px;display:block;overflow-x:auto;max-width:100%}td,th{border:1px solid #e5e7eb;"
+           "table{border-collapse:collapse;font-size:11px;margin:8px 0 20px;display:block;overflow-x:auto;"
+           "max-width:100%}td,th{border:1px solid #e5e7eb;"
            "padding:3px 6px;text-align:right}th{background:#f3f4f6}td:first-child{text-align:left}"
            ".note{background:#fef3c7;padding:8px 12px;border-radius:6px;font-size:13px}")
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
+    sample_cols = ["date", "symbol", "final", "strategy", "llm", "confidence", "size %", "reasoning", "key factors"]
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{css}</style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -155,5 +157,5 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
 <h2>Advisor accuracy by confidence</h2>
 <p>Accuracy: the advice matched the hindsight label (forward return over the horizon, HOLD band ±1.5 %).</p>
 {_accuracy_bars(acc)}{_table(acc, ["bucket", "n", "accuracy"])}
-<h2>Sample decisions</h2>{_table(samples, ["date", "symbol", "final", "strategy", "llm", "confidence", "size %", "reasoning", "key factors"])}
+<h2>Sample decisions</h2>{_table(samples, sample_cols)}
 </body></html>"""

@@ -11,7 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Protocol
+from typing import Any, Protocol
 
 from mytrader.advisor.parsing import AdviceError, parse_advice
 from mytrader.advisor.pricing import cost_usd
@@ -23,23 +23,25 @@ log = logging.getLogger(__name__)
 
 
 class ConverseClient(Protocol):
-    def converse(self, **kwargs) -> dict: ...
+    """Requests and responses are the Converse API's JSON, as boto3 takes and returns them."""
+
+    def converse(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class ResponseCache(Protocol):
-    def get(self, key: str) -> dict | None: ...
+    def get(self, key: str) -> dict[str, Any] | None: ...
 
-    def put(self, key: str, response: dict) -> None: ...
+    def put(self, key: str, response: dict[str, Any]) -> None: ...
 
 
 @dataclass
 class InMemoryResponseCache:
-    data: dict[str, dict] = field(default_factory=dict)
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def get(self, key: str) -> dict | None:
+    def get(self, key: str) -> dict[str, Any] | None:
         return self.data.get(key)
 
-    def put(self, key: str, response: dict) -> None:
+    def put(self, key: str, response: dict[str, Any]) -> None:
         self.data[key] = response
 
 
@@ -81,9 +83,9 @@ class LlmAdvisor:
         static = {k: v for k, v in self.request(None).items() if k != "messages"}  # model, system, tools, params
         self._static_key = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()
 
-    def request(self, inputs: PromptInputs | None) -> dict:
+    def request(self, inputs: PromptInputs | None) -> dict[str, Any]:
         mode = self.settings.response_mode
-        req = {
+        req: dict[str, Any] = {
             "modelId": self.model_id,
             "system": [{"text": system_prompt(mode)}],
             "messages": [{"role": "user", "content": [{"text": user_prompt(inputs) if inputs is not None else ""}]}],
@@ -139,7 +141,7 @@ class LlmAdvisor:
             return advice, call.done()
         raise AssertionError("unreachable")
 
-    def _count_usage(self, call: _Draft, response: dict, day: str) -> None:
+    def _count_usage(self, call: _Draft, response: dict[str, Any], day: str) -> None:
         usage = response.get("usage") or {}
         tin, tout = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
         call.input_tokens += tin
@@ -165,7 +167,7 @@ class _Draft(SimpleNamespace):
     """LlmCall while it is being filled in: plain attributes on the hot path, validated once by done().
     Its fields and defaults are LlmCall's own, so the two cannot drift apart."""
 
-    def __init__(self, **given):
+    def __init__(self, **given: Any) -> None:
         defaults = {name: f.default for name, f in LlmCall.model_fields.items() if not f.is_required()}
         super().__init__(**{**defaults, **given})
 
@@ -173,12 +175,12 @@ class _Draft(SimpleNamespace):
         return LlmCall(**vars(self))
 
 
-def _raw(response: dict) -> str:
+def _raw(response: dict[str, Any]) -> str:
     content = (response.get("output") or {}).get("message", {}).get("content") or []
     return json.dumps(content, separators=(",", ":"), default=str)[:4000]
 
 
-def _repair_turn(response: dict, err: AdviceError) -> list[dict]:
+def _repair_turn(response: dict[str, Any], err: AdviceError) -> list[dict[str, Any]]:
     """Show the model its own answer and the validation error, once."""
     content = (response.get("output") or {}).get("message", {}).get("content") or []
     tool_uses = [b["toolUse"] for b in content if "toolUse" in b]

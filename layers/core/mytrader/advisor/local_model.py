@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from pydantic import BaseModel
 
@@ -39,12 +41,26 @@ def model_inputs(inputs: PromptInputs) -> list[float]:
     ]
 
 
+class AdviceAnswer(TypedDict):
+    """What the model answers: LlmAdvice's fields, as the tool input (or the JSON text)."""
+    decision: str
+    confidence: float
+    position_size_pct: float
+    reasoning: str
+    key_factors: list[str]
+    stop_loss: float | None
+    take_profit: float | None
+    risk_assessment: str
+    time_horizon: str
+
+
 def probability_up(weights: LocalModelWeights, x: list[float]) -> float:
-    z = sum(w * v for w, v in zip(weights.weights, x)) + weights.bias  # ten terms: plain Python beats numpy
+    """`x` has one value per FEATURES entry, as do the weights (the prior's and every fitted set)."""
+    z = sum(w * v for w, v in zip(weights.weights, x, strict=True)) + weights.bias  # ten terms: plain Python wins
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
-def advise_from_inputs(inputs: PromptInputs, weights: LocalModelWeights) -> dict:
+def advise_from_inputs(inputs: PromptInputs, weights: LocalModelWeights) -> AdviceAnswer:
     x = model_inputs(inputs)
     p = probability_up(weights, x)
     price = inputs.price
@@ -57,12 +73,12 @@ def advise_from_inputs(inputs: PromptInputs, weights: LocalModelWeights) -> dict
     else:
         decision, conf = "HOLD", 0.5
     conf = round(min(0.95, conf), 2)
-    contrib = [w * v for w, v in zip(weights.weights, x)]
+    contrib = [w * v for w, v in zip(weights.weights, x, strict=True)]
     top = sorted(range(len(FEATURES)), key=lambda i: -abs(contrib[i]))[:3]
     factors = [f"{FEATURES[i]} {'+' if contrib[i] >= 0 else '-'}" for i in top]
     vol = float(inputs.features.get("vol", 0.3))
     risk = "HIGH" if vol > 0.6 else "MEDIUM" if vol > 0.3 else "LOW"
-    answer = {
+    answer: AdviceAnswer = {
         "decision": decision, "confidence": conf,
         "position_size_pct": round(float(inputs.limits.get("max_pct", 10)) * conf, 1) if decision != "HOLD" else 0.0,
         "reasoning": f"{LABEL_NOTE}: P(up)={p:.2f} from weighted inputs.",
@@ -80,11 +96,12 @@ class LocalAdvisorModel:
     """Answers `converse(**request)` like Bedrock Runtime does. `weights_for(model_id)` picks the
     weights (a fitted custom model answers with its own)."""
 
-    def __init__(self, weights: LocalModelWeights | None = None, weights_for=None):
+    def __init__(self, weights: LocalModelWeights | None = None,
+                 weights_for: Callable[[str], LocalModelWeights | None] | None = None):
         self._default = weights or LocalModelWeights()
         self._weights_for = weights_for
 
-    def converse(self, **req) -> dict:
+    def converse(self, **req: Any) -> dict[str, Any]:
         weights = (self._weights_for(req.get("modelId", "")) if self._weights_for else None) or self._default
         user_text = next(b["text"] for m in req["messages"] if m["role"] == "user" for b in m["content"] if "text" in b)
         inputs = parse_inputs_from_prompt(user_text)
@@ -94,7 +111,7 @@ class LocalAdvisorModel:
         if "toolConfig" in req:
             sent_chars += _json_chars(req["toolConfig"])
             tool_id = "tooluse_" + hashlib.sha256(user_text.encode()).hexdigest()[:16]
-            content = [{"toolUse": {"toolUseId": tool_id, "name": TOOL_NAME, "input": answer}}]
+            content: list[dict[str, Any]] = [{"toolUse": {"toolUseId": tool_id, "name": TOOL_NAME, "input": answer}}]
             stop = "tool_use"
         else:
             content, stop = [{"text": out_text}], "end_turn"
@@ -107,7 +124,7 @@ class LocalAdvisorModel:
 _CHARS: dict[str, int] = {}
 
 
-def _json_chars(tool_config: dict) -> int:
+def _json_chars(tool_config: dict[str, Any]) -> int:
     """Length of the tool configuration as sent; the schema is the same on every call, so measured once."""
     key = ",".join(t["toolSpec"]["name"] + str(id(t["toolSpec"]["inputSchema"]["json"])) for t in tool_config["tools"])
     if key not in _CHARS:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -17,8 +18,9 @@ class AdviceError(ValueError):
         self.kind, self.detail = kind, detail
 
 
-def reply_payload(response: dict) -> tuple[dict | None, str]:
-    """(tool input or None, concatenated text) from a Converse response."""
+def reply_payload(response: dict[str, Any]) -> tuple[object, str]:
+    """(tool input or None, concatenated text) from a Converse response. The tool input is whatever the model
+    sent: a JSON object when it kept to the schema."""
     if response.get("stopReason") in ("content_filtered", "guardrail_intervened"):
         raise AdviceError("refusal", f"stopReason {response['stopReason']}")
     content = (response.get("output") or {}).get("message", {}).get("content") or []
@@ -31,7 +33,7 @@ def reply_payload(response: dict) -> tuple[dict | None, str]:
     return tool_input, "".join(texts)
 
 
-def parse_advice(response: dict, price: float, allow_short: bool) -> LlmAdvice:
+def parse_advice(response: dict[str, Any], price: float, allow_short: bool) -> LlmAdvice:
     tool_input, text = reply_payload(response)
     if tool_input is None:
         if not text.strip():
@@ -54,7 +56,8 @@ def parse_advice(response: dict, price: float, allow_short: bool) -> LlmAdvice:
     return advice
 
 
-def _json_object(text: str) -> dict:
+def _json_object(text: str) -> object:
+    """The JSON value from the first `{` to the last `}` of the text (an object, when it parses)."""
     start, end = text.find("{"), text.rfind("}")
     if start < 0 or end <= start:
         if any(w in text.lower() for w in ("i can't", "i cannot", "i won't", "unable to", "not able to")):

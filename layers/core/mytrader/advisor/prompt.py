@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from functools import lru_cache
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -27,7 +28,8 @@ SYSTEM_PROMPT = (
 )
 TOOL_SUFFIX = " Answer with the trade_decision tool."
 JSON_SUFFIX = (" Answer with one JSON object only, keys: decision, confidence, position_size_pct, reasoning, "
-               "key_factors, stop_loss, take_profit, risk_assessment (LOW|MEDIUM|HIGH), time_horizon (INTRADAY|DAYS|WEEKS).")
+               "key_factors, stop_loss, take_profit, risk_assessment (LOW|MEDIUM|HIGH), "
+               "time_horizon (INTRADAY|DAYS|WEEKS).")
 
 # Patterns of text written to steer a model; matched case-insensitively on headlines.
 _INJECTION = re.compile(
@@ -106,21 +108,21 @@ def prompt_hash(system: str, user: str, model_id: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def advice_json_schema() -> dict:
+def advice_json_schema() -> dict[str, Any]:
     """LlmAdvice's JSON schema flattened to the subset Bedrock tool schemas accept: no $ref/$defs, no titles."""
     return flatten_schema(LlmAdvice.model_json_schema())
 
 
-def flatten_schema(schema: dict) -> dict:
+def flatten_schema(schema: dict[str, Any]) -> dict[str, Any]:
     defs = schema.get("$defs", {})
 
-    def walk(node):
+    def walk(node: Any) -> Any:  # any JSON value of the schema
         if isinstance(node, dict):
             if "$ref" in node:
                 target = copy.deepcopy(defs[node["$ref"].split("/")[-1]])
                 extra = {k: v for k, v in node.items() if k != "$ref"}
                 return walk({**target, **extra})
-            out = {}
+            out: dict[str, Any] = {}
             for k, v in node.items():
                 if k in ("$defs", "title", "default"):
                     continue
@@ -135,13 +137,13 @@ def flatten_schema(schema: dict) -> dict:
             return [walk(x) for x in node]
         return node
 
-    flat = walk(schema)
+    flat: dict[str, Any] = walk(schema)
     flat["additionalProperties"] = False
     return flat
 
 
 @lru_cache(maxsize=1)
-def tool_config() -> dict:
+def tool_config() -> dict[str, Any]:
     """The forced-tool configuration (built once; callers must not mutate it)."""
     return {
         "tools": [{"toolSpec": {"name": TOOL_NAME, "description": "Record the trade decision.",

@@ -11,12 +11,20 @@ import sys
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 NEW_YORK = ZoneInfo("America/New_York")
 REGULAR_OPEN = time(9, 30)
 REGULAR_CLOSE = time(16, 0)
 TABLE_START, TABLE_END = "1990-01-02", "2035-12-31"
+
+
+class SessionTable(TypedDict):
+    """data/xnys_sessions.json: every session's date, and the early ones' close time (HH:MM, New York)."""
+    source: str
+    sessions: list[str]
+    early_closes: dict[str, str]
 
 
 class SessionCalendar:
@@ -66,7 +74,7 @@ def session_open_for(bar_close: datetime) -> datetime:
 
 @lru_cache(maxsize=1)
 def nyse() -> SessionCalendar:
-    raw = json.loads(resources.files("mytrader").joinpath("data/xnys_sessions.json").read_text())
+    raw: SessionTable = json.loads(resources.files("mytrader").joinpath("data/xnys_sessions.json").read_text())
     closes: dict[date, time] = {}
     early = {d: time.fromisoformat(t) for d, t in raw["early_closes"].items()}
     for d in raw["sessions"]:
@@ -74,11 +82,12 @@ def nyse() -> SessionCalendar:
     return SessionCalendar(closes)
 
 
-def build_table() -> dict:
+def build_table() -> SessionTable:
     import exchange_calendars as xcals  # build-time only
 
     cal = xcals.get_calendar("XNYS", start=TABLE_START, end=TABLE_END)
-    sessions, early = [], {}
+    sessions: list[str] = []
+    early: dict[str, str] = {}
     for session, close in zip(cal.sessions, cal.closes, strict=True):
         d = session.date().isoformat()
         sessions.append(d)

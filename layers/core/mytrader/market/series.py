@@ -5,20 +5,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import numpy.typing as npt
 
-from mytrader.errors import DataQualityError  # noqa: F401  (re-exported)
+from mytrader.errors import DataQualityError as DataQualityError  # re-exported for existing importers
 from mytrader.models import Bar
 
 
 @dataclass(frozen=True)
 class BarSeries:
     symbol: str
-    ts: np.ndarray  # int64 epoch seconds of each bar's close, strictly increasing
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
+    ts: npt.NDArray[np.int64]  # epoch seconds of each bar's close, strictly increasing
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -46,8 +47,9 @@ class BarSeries:
         return i if i < len(self) and int(self.ts[i]) == t else -1
 
     @classmethod
-    def from_arrays(cls, symbol: str, ts, open_, high, low, close, volume, *, max_gap: timedelta | None = None,
-                    sort: bool = True) -> BarSeries:
+    def from_arrays(cls, symbol: str, ts: npt.ArrayLike, open_: npt.ArrayLike, high: npt.ArrayLike,
+                    low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike, *,
+                    max_gap: timedelta | None = None, sort: bool = True) -> BarSeries:
         """Build and validate. Unordered input is sorted when `sort` (reported otherwise); every other
         defect raises DataQualityError naming the first offending bar."""
         arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume)]
@@ -58,7 +60,8 @@ class BarSeries:
             raise DataQualityError(symbol, "no bars")
         if np.any(np.diff(ts) <= 0):
             if not sort:
-                raise DataQualityError(symbol, f"timestamps not increasing at {_stamp(ts, _first(np.diff(ts) <= 0) + 1)}")
+                first = _first(np.diff(ts) <= 0) + 1
+                raise DataQualityError(symbol, f"timestamps not increasing at {_stamp(ts, first)}")
             order = np.argsort(ts, kind="stable")
             ts, arrays = ts[order], [a[order] for a in arrays]
             dup = np.diff(ts) == 0
@@ -89,12 +92,13 @@ def check_fresh(series: BarSeries, as_of: datetime, max_age: timedelta) -> None:
     """A stale last bar means the feed stopped: never decide on it."""
     last = series.time(len(series) - 1)
     if as_of - last > max_age:
-        raise DataQualityError(series.symbol, f"stale data: last bar {last.isoformat()} is older than {max_age} at {as_of.isoformat()}")
+        raise DataQualityError(series.symbol, f"stale data: last bar {last.isoformat()} is older than {max_age} "
+                                              f"at {as_of.isoformat()}")
 
 
-def _first(mask: np.ndarray) -> int:
+def _first(mask: npt.NDArray[np.bool_]) -> int:
     return int(np.argmax(mask))
 
 
-def _stamp(ts: np.ndarray, i: int) -> str:
+def _stamp(ts: npt.NDArray[np.int64], i: int) -> str:
     return datetime.fromtimestamp(int(ts[i]), UTC).isoformat()

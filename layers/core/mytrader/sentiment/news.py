@@ -48,7 +48,12 @@ class CsvHeadlineSource:
 
     def __init__(self, path: Path | str | None = None, text: str | None = None, source: str = "headlines"):
         self.source = source
-        raw = text if text is not None else Path(path).read_text(encoding="utf-8", errors="replace")
+        if text is not None:
+            raw = text
+        elif path is not None:
+            raw = Path(path).read_text(encoding="utf-8", errors="replace")
+        else:
+            raise TypeError("CsvHeadlineSource needs a path or a text")
         rows: list[NewsItem] = []
         self.skipped: list[str] = []
         reader = csv.reader(io.StringIO(raw))

@@ -30,7 +30,7 @@ class LexiconScorer:
 
     name = "vader"
 
-    def __init__(self):
+    def __init__(self) -> None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._vader = SentimentIntensityAnalyzer()

@@ -95,11 +95,12 @@ class LocalBedrockControl:
 
     @staticmethod
     def _find(table: dict, ident: str) -> dict | None:
-        return table.get(ident) or next((v for v in table.values()
-                                         if ident in (v.get("jobName"), v.get("modelName"), v.get("modelDeploymentName"))), None)
+        names = ("jobName", "modelName", "modelDeploymentName")
+        return table.get(ident) or next((v for v in table.values() if ident in (v.get(n) for n in names)), None)
 
     def create_job(self, d: dict):
-        required = ("jobName", "customModelName", "roleArn", "baseModelIdentifier", "trainingDataConfig", "outputDataConfig")
+        required = ("jobName", "customModelName", "roleArn", "baseModelIdentifier", "trainingDataConfig",
+                    "outputDataConfig")
         missing = [k for k in required if k not in d]
         if missing:
             return aws_error(400, "ValidationException", f"missing {missing}")
@@ -109,12 +110,13 @@ class LocalBedrockControl:
             if any(m["modelName"] == d["customModelName"] for m in self.models.values()):
                 return aws_error(409, "ResourceInUseException", f"custom model {d['customModelName']} exists")
             arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:model-customization-job/{uuid.uuid4().hex[:12]}"
-            job = {"jobArn": arn, "jobName": d["jobName"], "outputModelName": d["customModelName"], "roleArn": d["roleArn"],
-                   "status": "InProgress", "creationTime": _now(), "lastModifiedTime": _now(),
+            job = {"jobArn": arn, "jobName": d["jobName"], "outputModelName": d["customModelName"],
+                   "roleArn": d["roleArn"], "status": "InProgress", "creationTime": _now(), "lastModifiedTime": _now(),
                    "baseModelArn": f"arn:aws:bedrock:{self.region}::foundation-model/{d['baseModelIdentifier']}",
                    "hyperParameters": d.get("hyperParameters", {}), "trainingDataConfig": d["trainingDataConfig"],
                    "validationDataConfig": d.get("validationDataConfig", {"validators": []}),
-                   "outputDataConfig": d["outputDataConfig"], "customizationType": d.get("customizationType", "FINE_TUNING")}
+                   "outputDataConfig": d["outputDataConfig"],
+                   "customizationType": d.get("customizationType", "FINE_TUNING")}
             self.jobs[arn] = job
         threading.Thread(target=self._train, args=(arn,), daemon=True).start()
         return json_response(201, {"jobArn": arn})
@@ -135,7 +137,8 @@ class LocalBedrockControl:
             if not records:
                 raise ValueError("training file is empty")
             weights = fit_weights(records, epochs, lr)
-            model_arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:custom-model/{job['outputModelName']}/{uuid.uuid4().hex[:8]}"
+            model_name = job["outputModelName"]
+            model_arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:custom-model/{model_name}/{uuid.uuid4().hex[:8]}"
             out_bucket, out_prefix = job["outputDataConfig"]["s3Uri"][5:].split("/", 1)
             s3.put_object(Bucket=out_bucket, Key=f"{out_prefix.rstrip('/')}/{job['jobName']}/weights.json",
                           Body=weights.model_dump_json().encode())

@@ -17,8 +17,9 @@ import os
 import re
 import socket
 import threading
+from typing import Any
 
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from mytrader_tools.embedded.services import LambdaBridge, LocalBedrockRuntime, LocalComprehend
@@ -44,9 +45,10 @@ class KeepAliveHandler(WSGIRequestHandler):
 class Router:
     def __init__(self, moto_app, comprehend: LocalComprehend, runtime: LocalBedrockRuntime, bridge: LambdaBridge,
                  control=None):
-        self.moto_app, self.comprehend, self.runtime, self.bridge, self.control = moto_app, comprehend, runtime, bridge, control
+        self.moto_app, self.comprehend, self.runtime, self.bridge = moto_app, comprehend, runtime, bridge
+        self.control = control
         self.requests_by_service: dict[str, int] = {}
-        self._apps: dict[str, object] = {}
+        self._apps: dict[str, Any] = {}  # service -> moto backend's WSGI app
         self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
         self.faults_injected: dict[str, int] = {}
         self._rng = __import__("random").Random(5)
@@ -57,7 +59,7 @@ class Router:
         self.requests_by_service[service or "none"] = self.requests_by_service.get(service or "none", 0) + 1
         local = None
         rate = self.faults.get(service or "")
-        if rate and self._rng.random() < rate:
+        if rate and service and self._rng.random() < rate:
             self.faults_injected[service] = self.faults_injected.get(service, 0) + 1
             local = _throttle(service)
         elif service == "comprehend":
@@ -66,7 +68,8 @@ class Router:
         elif service == "bedrock" and path.startswith("/model/") and path.endswith("/converse"):
             req = Request(environ)
             local = self.runtime.handle(path, json.loads(req.get_data() or b"{}"))
-        elif service == "bedrock" and self.control is not None and self.control.handles(environ.get("REQUEST_METHOD"), path):
+        elif (service == "bedrock" and self.control is not None
+              and self.control.handles(environ.get("REQUEST_METHOD"), path)):
             req = Request(environ)
             local = self.control.handle(req.method, path, req.get_data(), dict(req.args))
         elif service == "lambda" and "/functions/" in path and path.endswith("/invocations"):
@@ -105,7 +108,7 @@ class EmbeddedAws:
     """Start/stop the endpoint; `env()` gives what a process needs to reach it."""
 
     def __init__(self, region: str = REGION):
-        from moto.server import DomainDispatcherApplication, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         from mytrader_tools.embedded.bedrock_control import LocalBedrockControl
 
@@ -116,10 +119,10 @@ class EmbeddedAws:
         self.runtime = LocalBedrockRuntime()
         self.bridge = LambdaBridge(region)
         self.control = LocalBedrockControl(self.runtime, region)
-        self.router = Router(DomainDispatcherApplication(create_backend_app), self.comprehend, self.runtime, self.bridge,
-                             self.control)
-        self._server = None
-        self._thread = None
+        self.router = Router(DomainDispatcherApplication(create_backend_app), self.comprehend, self.runtime,
+                             self.bridge, self.control)
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def env(self) -> dict[str, str]:
@@ -127,7 +130,8 @@ class EmbeddedAws:
                 "AWS_REGION": self.region, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled", "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_SERVICE_NAME": "mytrader",
-                "POWERTOOLS_METRICS_NAMESPACE": "MyTrader", "POWERTOOLS_LOG_LEVEL": os.environ.get("MYTRADER_LOG_LEVEL", "WARNING")}
+                "POWERTOOLS_METRICS_NAMESPACE": "MyTrader",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("MYTRADER_LOG_LEVEL", "WARNING")}
 
     def start(self) -> EmbeddedAws:
         from mytrader_tools.embedded.moto_workarounds import apply as apply_workarounds
@@ -136,7 +140,8 @@ class EmbeddedAws:
             self._saved_env[k] = os.environ.get(k)
             os.environ[k] = v
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self._server = make_server("127.0.0.1", self.port, self.router, threaded=True, request_handler=KeepAliveHandler)
+        self._server = make_server("127.0.0.1", self.port, self.router, threaded=True,
+                                   request_handler=KeepAliveHandler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         apply_workarounds(self)

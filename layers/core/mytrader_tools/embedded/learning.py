@@ -48,5 +48,6 @@ def run_finetune_demo(stack, out_dir: Path, config: dict | None = None) -> dict:
         target.mkdir(parents=True, exist_ok=True)
         prefix = f"datasets/{summary['dataset_version']}/"
         for obj in s3.list_objects_v2(Bucket=stack.bucket, Prefix=prefix).get("Contents", []):
-            (target / obj["Key"][len(prefix):]).write_bytes(s3.get_object(Bucket=stack.bucket, Key=obj["Key"])["Body"].read())
+            body = s3.get_object(Bucket=stack.bucket, Key=obj["Key"])["Body"].read()
+            (target / obj["Key"][len(prefix):]).write_bytes(body)
     return summary

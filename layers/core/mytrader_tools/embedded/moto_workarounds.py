@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import requests
 
@@ -38,7 +39,7 @@ def fast_dynamodb_queries() -> None:
             if part is None:
                 return []
             return list(part.values()) if self.range_key_attr else [part]
-        out = []  # "unsorted": every item, in storage order
+        out: list[Any] = []  # "unsorted": every item, in storage order
         for hash_set in self.items.values():
             out.extend(hash_set.values() if self.range_key_attr else [hash_set])
         return out
@@ -51,10 +52,15 @@ def fast_dynamodb_queries() -> None:
         finally:
             _hint.mode = None
 
-    all_items.__wrapped_original__ = original_all_items
-    query.__wrapped_original__ = original_query
-    Table.all_items, Table.query = all_items, query
-    Table._mytrader_fast_query = True
+    table: Any = Table  # patched in place: moto's own methods, by assignment
+    table.all_items, table.query = _wrapping(all_items, original_all_items), _wrapping(query, original_query)
+    table._mytrader_fast_query = True
+
+
+def _wrapping(patch: Any, original: Any) -> Any:
+    """`patch`, remembering the method it replaces (tests compare the two code paths)."""
+    patch.__wrapped_original__ = original
+    return patch
 
 
 def apply(embedded) -> None:

@@ -56,18 +56,21 @@ class LocalComprehend:
         op = target.split(".")[-1]
         if op == "DetectSentiment":
             label, scores = self._score(body.get("Text", ""))
-            return json_response(200, {"Sentiment": label, "SentimentScore": scores}, content_type="application/x-amz-json-1.1")
+            return json_response(200, {"Sentiment": label, "SentimentScore": scores},
+                                 content_type="application/x-amz-json-1.1")
         if op == "BatchDetectSentiment":
             texts = body.get("TextList") or []
             if len(texts) > self.MAX_DOCS:
                 return aws_error(400, "BatchSizeLimitExceededException", f"{len(texts)} documents; at most 25", True)
-            results, errors = [], []
+            results: list[dict] = []
+            errors: list[dict] = []
             for i, t in enumerate(texts):
                 if len(t.encode("utf-8")) > self.MAX_BYTES:
                     return aws_error(400, "TextSizeLimitExceededException", f"document {i} exceeds 5000 bytes", True)
                 label, scores = self._score(t)
                 results.append({"Index": i, "Sentiment": label, "SentimentScore": scores})
-            return json_response(200, {"ResultList": results, "ErrorList": errors}, content_type="application/x-amz-json-1.1")
+            return json_response(200, {"ResultList": results, "ErrorList": errors},
+                                 content_type="application/x-amz-json-1.1")
         return aws_error(400, "UnsupportedOperation", f"local Comprehend does not implement {op}", True)
 
 
@@ -128,7 +131,8 @@ class LocalBedrockRuntime:
             return aws_error(429, "ThrottlingException", "Too many requests (injected by the local Bedrock Runtime)")
         if fault == "timeout":
             return aws_error(408, "ModelTimeoutException", "Model timed out (injected by the local Bedrock Runtime)")
-        if model_id.startswith("arn:") and "custom-model-deployment" in model_id and model_id not in self.weights_by_model:
+        deployment = model_id.startswith("arn:") and "custom-model-deployment" in model_id
+        if deployment and model_id not in self.weights_by_model:
             return aws_error(404, "ResourceNotFoundException", f"no custom model deployment {model_id}")
         try:
             answer = self.model.converse(modelId=model_id, **body)
@@ -189,6 +193,8 @@ class LambdaBridge:
                     os.environ.update(fn.env)
                     spec = importlib.util.spec_from_file_location(f"lambda_{fn.name.replace('-', '_')}_handler",
                                                                   fn.handler_path)
+                    if spec is None or spec.loader is None:
+                        raise ImportError(f"cannot load the handler {fn.handler_path}")
                     module = importlib.util.module_from_spec(spec)
                     spec.loader.exec_module(module)
                     fn.module = module
