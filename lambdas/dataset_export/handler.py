@@ -5,6 +5,7 @@ from mytrader.coldstart import init_phase
 
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     from functools import cache
+    from typing import TYPE_CHECKING, Any
 
     from aws_lambda_powertools.metrics import MetricUnit
 
@@ -13,6 +14,9 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from mytrader.observability import logger, metrics, tracer
     from mytrader.usecases.learn import apply_defaults, export_dataset
 
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.typing import LambdaContext
+
     SETTINGS = PipelineSettings.from_env()
     deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
 
@@ -20,10 +24,11 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def lambda_handler(event, context):
-    _, tl, market, clock, aws = deps()
+def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
+    d = deps()
     config = apply_defaults((event or {}).get("config") or {}, SETTINGS.finetune_base_model)
-    result = export_dataset(tl, market, aws.s3, SETTINGS.data_bucket, clock.now(), config)
-    metrics.add_metric(name="DatasetTrainRecords", unit=MetricUnit.Count, value=result["train_records"])
-    logger.info("dataset export", extra={k: v for k, v in result.items() if k != "label_balance"})
-    return result
+    result = export_dataset(d.tradelog, d.market, d.s3, d.bucket, d.clock.now(), config)
+    metrics.add_metric(name="DatasetTrainRecords", unit=MetricUnit.Count, value=result.train_records)
+    response = result.response()
+    logger.info("dataset export", extra={k: v for k, v in response.items() if k != "label_balance"})
+    return response

@@ -5,6 +5,7 @@ from mytrader.coldstart import init_phase
 
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     from functools import cache
+    from typing import TYPE_CHECKING, Any
 
     from aws_lambda_powertools.metrics import MetricUnit
     from pydantic import ValidationError
@@ -12,7 +13,10 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from mytrader.app.settings import PipelineSettings
     from mytrader.app.wiring import decision_cycle_deps
     from mytrader.observability import logger, metrics, tracer
-    from mytrader.usecases.decide import run_cycle
+    from mytrader.usecases.decide import ScheduleEvent, run_cycle
+
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.typing import LambdaContext
 
     SETTINGS = PipelineSettings.from_env()
     deps = cache(lambda: decision_cycle_deps(SETTINGS))  # built once per container, on first use
@@ -21,18 +25,20 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    d = deps()
     try:
-        result = run_cycle(event, deps())
+        schedule = ScheduleEvent.model_validate(event)
     except ValidationError as exc:
         logger.error("malformed schedule event", extra={"errors": exc.errors(include_url=False)[:5]})
         metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
         return {"status": "rejected_event", "error": str(exc.errors(include_url=False)[0]["msg"])}
-    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=result.get("decisions", 0))
-    metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=result.get("llm_calls", 0))
-    metrics.add_metric(name="LlmFallbacks", unit=MetricUnit.Count, value=result.get("fallbacks", 0))
-    metrics.add_metric(name="LlmInputTokens", unit=MetricUnit.Count, value=result.get("input_tokens", 0))
-    metrics.add_metric(name="LlmOutputTokens", unit=MetricUnit.Count, value=result.get("output_tokens", 0))
-    metrics.add_metric(name="LlmCostMicroUsd", unit=MetricUnit.Count, value=round(result.get("cost_usd", 0) * 1e6))
-    metrics.add_metric(name="CycleLatency", unit=MetricUnit.Milliseconds, value=result.get("wall_ms", 0))
-    return result
+    result = run_cycle(schedule, d)
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=result.decisions)
+    metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=result.llm_calls)
+    metrics.add_metric(name="LlmFallbacks", unit=MetricUnit.Count, value=result.fallbacks)
+    metrics.add_metric(name="LlmInputTokens", unit=MetricUnit.Count, value=result.input_tokens)
+    metrics.add_metric(name="LlmOutputTokens", unit=MetricUnit.Count, value=result.output_tokens)
+    metrics.add_metric(name="LlmCostMicroUsd", unit=MetricUnit.Count, value=round(result.cost_usd * 1e6))
+    metrics.add_metric(name="CycleLatency", unit=MetricUnit.Milliseconds, value=result.wall_ms)
+    return result.response()

@@ -5,7 +5,9 @@ from mytrader.coldstart import init_phase
 
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     import json
+    from collections.abc import Callable
     from functools import cache
+    from typing import TYPE_CHECKING, Any
 
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
@@ -18,46 +20,55 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 
     from mytrader.adapters.aws.clients import Aws
     from mytrader.app.settings import PipelineSettings
-    from mytrader.app.wiring import exec_deps
+    from mytrader.app.wiring import executor_deps
     from mytrader.models import TradeDecision
     from mytrader.observability import logger, metrics, tracer
     from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
-    from mytrader.usecases.execute import execute_decision
+    from mytrader.usecases.execute import ExecutionResult, execute_decision
+
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+        from aws_lambda_powertools.utilities.typing import LambdaContext
 
     SETTINGS = PipelineSettings.from_env()
     AWS = Aws()  # one set of clients per container: the trade log and the idempotency store share DynamoDB's
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
                                     expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
-    deps = cache(lambda: exec_deps(SETTINGS, AWS))  # built once per container, on first use
+    deps = cache(lambda: executor_deps(SETTINGS, AWS))  # built once per container, on first use
 
 
 class MalformedMessage(ValueError):
     """Never succeeds on retry: it reaches the DLQ after the configured receives."""
 
 
-def _execute(decision: dict) -> dict:
-    d, clock, _, _ = deps()
-    result = execute_decision(TradeDecision.model_validate(decision), clock.now(), d)
-    metrics.add_metric(name=f"Decision{result['result'].title().replace('_', '')}", unit=MetricUnit.Count, value=1)
-    reason = result.get("reason", "")
-    if "kill_switch" in reason or "daily_loss_limit" in reason:
+def _record_metrics(result: ExecutionResult) -> None:
+    metrics.add_metric(name=f"Decision{result.result.value.title().replace('_', '')}", unit=MetricUnit.Count,
+                       value=1)
+    if result.halted_by is not None:  # the kill switch or the daily-loss limit refused an entry
         metrics.add_metric(name="KillSwitchRejections", unit=MetricUnit.Count, value=1)
-    if "pnl" in result:
-        metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result["pnl"])
-    return result
+    if result.pnl is not None:
+        metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.pnl)
+
+
+def _execute(decision: dict[str, Any]) -> dict[str, Any]:
+    d = deps()
+    result = execute_decision(TradeDecision.model_validate(decision), d.clock.now(), d.execution)
+    _record_metrics(result)
+    return result.response()
 
 
 @cache
-def execute_once():
+def execute_once() -> Callable[..., dict[str, Any]]:
     """_execute behind Powertools idempotency, built on first use with the trade log's DynamoDB client (a store
     made at import would create a second client, and load botocore's endpoint and service data twice)."""
     persistence = DynamoDBPersistenceLayer(table_name=SETTINGS.idempotency_table, boto3_client=AWS.dynamodb)
-    return idempotent_function(data_keyword_argument="decision", config=idempotency,
-                               persistence_store=persistence)(_execute)
+    once: Callable[..., dict[str, Any]] = idempotent_function(data_keyword_argument="decision", config=idempotency,
+                                                              persistence_store=persistence)(_execute)
+    return once
 
 
-def record_handler(record: SQSRecord) -> dict:
+def record_handler(record: SQSRecord) -> dict[str, Any]:
     try:
         body = json.loads(record.body)
         TradeDecision.model_validate(body)
@@ -71,6 +82,6 @@ def record_handler(record: SQSRecord) -> dict:
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def lambda_handler(event, context):
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

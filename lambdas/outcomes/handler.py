@@ -5,27 +5,32 @@ from mytrader.coldstart import init_phase
 
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     from functools import cache
+    from typing import TYPE_CHECKING, Any
 
     from aws_lambda_powertools.metrics import MetricUnit
 
     from mytrader.app.settings import PipelineSettings
-    from mytrader.app.wiring import exec_deps
+    from mytrader.app.wiring import outcomes_deps
     from mytrader.observability import logger, metrics, tracer
     from mytrader.usecases.manage import run_outcomes
 
+    if TYPE_CHECKING:
+        from aws_lambda_powertools.utilities.typing import LambdaContext
+
     SETTINGS = PipelineSettings.from_env()
-    deps = cache(lambda: exec_deps(SETTINGS))  # built once per container, on first use
+    deps = cache(lambda: outcomes_deps(SETTINGS))  # built once per container, on first use
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
-def lambda_handler(event, context):
-    d, clock, market, aws = deps()
-    result = run_outcomes(clock.now(), d, market, aws.sqs, SETTINGS.decisions_queue_url, SETTINGS.decisions_dlq_url)
-    for key in ("closed", "reconciled", "resent", "dead_lettered", "errors"):
-        metrics.add_metric(name=f"Outcomes{key.title().replace('_', '')}", unit=MetricUnit.Count, value=result[key])
-    metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.get("realised_pnl", 0.0))
-    metrics.add_metric(name="PositionMismatches", unit=MetricUnit.Count,
-                       value=len(result.get("position_mismatches", [])))
-    return result
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    d = deps()
+    result = run_outcomes(d.clock.now(), d.execution, d.market, d.queue, d.dead_letters)
+    counts = {"Closed": result.closed, "Reconciled": result.reconciled, "Resent": result.resent,
+              "DeadLettered": result.dead_lettered, "Errors": result.errors}
+    for name, value in counts.items():
+        metrics.add_metric(name=f"Outcomes{name}", unit=MetricUnit.Count, value=value)
+    metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.realised_pnl)
+    metrics.add_metric(name="PositionMismatches", unit=MetricUnit.Count, value=len(result.position_mismatches or []))
+    return result.response()

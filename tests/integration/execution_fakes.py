@@ -8,7 +8,7 @@ from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BrokerError, BrokerOrder
 from mytrader.config import TradingConfig
 from mytrader.errors import DataQualityError
-from mytrader.models import Action, Mode, StrategySignal, TradeDecision
+from mytrader.models import Action, Mode, Order, Position, StrategySignal, TradeDecision
 from mytrader.stack_spec import TRADE_LOG
 from mytrader.usecases.execute import ExecDeps
 
@@ -26,7 +26,7 @@ class ScriptedBroker:
         self.orders: dict[str, BrokerOrder] = {}
         self.fill_on_submit, self.refuse = fill_on_submit, refuse
 
-    def submit(self, order, quote, fill_price=None) -> BrokerOrder:
+    def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder:
         if self.refuse is not None:
             raise self.refuse
         filled = self.fill_on_submit is not None
@@ -45,7 +45,8 @@ class ScriptedBroker:
             held[o.symbol] = held.get(o.symbol, 0.0) + o.filled_qty * (1 if o.side.value == "buy" else -1)
         return {sym: q for sym, q in held.items() if q}
 
-    def report(self, coid: str, status: str, filled_qty: float = 0.0, avg: float | None = None, fee: float = 0.0):
+    def report(self, coid: str, status: str, filled_qty: float = 0.0, avg: float | None = None,
+               fee: float = 0.0) -> None:
         self.orders[coid] = self.orders[coid].model_copy(update={
             "status": status, "filled_qty": filled_qty, "filled_avg_price": avg, "fee": fee})
 
@@ -54,14 +55,14 @@ class Quotes:
     def __init__(self, price: float | None = 100.0):
         self.price = price
 
-    def quote(self, symbol, at):
+    def quote(self, symbol: str, at: datetime) -> float:
         if self.price is None:
             raise DataQualityError(symbol, "no trade in the last 15 minutes")
         return self.price
 
 
 class Params:
-    def kill_switch(self, fresh=False):
+    def kill_switch(self, fresh: bool = False) -> bool:
         return False
 
 
@@ -71,7 +72,8 @@ def trade_log(stack) -> TradeLog:
     return tl
 
 
-def exec_deps(tl: TradeLog, broker, quotes=None, cfg: TradingConfig | None = None) -> ExecDeps:
+def exec_deps(tl: TradeLog, broker: ScriptedBroker, quotes: Quotes | None = None,
+              cfg: TradingConfig | None = None) -> ExecDeps:
     return ExecDeps(tradelog=tl, broker=broker, quotes=quotes or Quotes(), params=Params(), cfg=cfg or TradingConfig(),
                     max_age=timedelta(days=2))
 
@@ -81,7 +83,14 @@ def buy(tl: TradeLog, symbol: str = "ABC", decision_id: str = "d-abc") -> TradeD
     decision = TradeDecision(decision_id=decision_id, symbol=symbol, bar_ts=DECIDED, decided_at=DECIDED,
                              config_version="v", mode=Mode.CONSENSUS, action=Action.BUY, confidence=0.8,
                              position_size_pct=1.0, reference_price=100.0, stop_loss=95.0, take_profit=110.0,
-                             time_horizon_bars=10, strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"),
-                             sizing_equity=100_000.0)
+                             time_horizon_bars=10, sizing_equity=100_000.0,
+                             strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"))
     tl.put_decision(decision)
     return decision
+
+
+def position_of(tl: TradeLog, symbol: str = "ABC") -> Position:
+    """The book's position in `symbol`, which must be there."""
+    pos = tl.position(symbol)
+    assert pos is not None, f"no position in {symbol}"
+    return pos

@@ -6,13 +6,22 @@ from datetime import timedelta
 
 import pytest
 
+from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BrokerError, new_order
 from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import Action, DecisionStatus, OrderSide, Position
-from mytrader.usecases.execute import close_position, execute_decision
-from mytrader.usecases.manage import position_mismatches
+from mytrader.usecases.execute import ExecDeps, ExecutionOutcome, close_position, execute_decision
+from mytrader.usecases.manage import PositionMismatch, position_mismatches
 from mytrader_tools.ops import Ops
-from tests.integration.execution_fakes import NOW, Quotes, ScriptedBroker, buy, exec_deps, trade_log
+from tests.integration.execution_fakes import (
+    NOW,
+    Quotes,
+    ScriptedBroker,
+    buy,
+    exec_deps,
+    position_of,
+    trade_log,
+)
 
 
 def status(tl, decision_id="d-abc") -> tuple[str, str]:
@@ -27,7 +36,8 @@ def test_a_broker_refusal_rejects_the_decision_and_frees_the_slot(stack):
     # When the executor handles a BUY
     result = execute_decision(buy(tl), NOW, deps)
     # Then the decision ends REJECTED with the broker's words, and no slot or cash stays booked
-    assert result["result"] == "REJECTED" and status(tl) == ("REJECTED", "broker: alpaca rejected the order: HTTP 403")
+    assert result.result is ExecutionOutcome.REJECTED
+    assert status(tl) == ("REJECTED", "broker: alpaca rejected the order: HTTP 403")
     account = tl.account_state()
     assert (account.open_positions, account.cash) == (0, 100_000.0) and tl.position("ABC") is None
 
@@ -46,20 +56,21 @@ def test_a_broker_outage_is_retried_and_the_redelivery_places_the_order_once(sta
     broker.refuse = None
     result = execute_decision(decision, NOW + timedelta(seconds=30), deps)
     # Then it fills once, with one slot taken
-    assert result["result"] == "EXECUTED" and len(broker.orders) == 1 and len(tl.fills()) == 1
+    assert result.result is ExecutionOutcome.EXECUTED and len(broker.orders) == 1 and len(tl.fills()) == 1
     assert tl.account_state().open_positions == 1
 
 
 def test_no_quote_rejects_the_entry_without_touching_the_account(stack):
     # Given no usable quote for the symbol
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0), quotes=Quotes(price=None))
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker, quotes=Quotes(price=None))
     # When the executor handles a BUY
     execute_decision(buy(tl), NOW, deps)
     # Then it is REJECTED naming the data problem, and no order was sent
     state, reason = status(tl)
     assert state == "REJECTED" and reason.startswith("no quote: no trade")
-    assert deps.broker.orders == {} and tl.account_state().open_positions == 0
+    assert broker.orders == {} and tl.account_state().open_positions == 0
 
 
 def test_the_last_free_slot_goes_to_one_of_two_entries(stack):
@@ -79,10 +90,11 @@ def test_the_last_free_slot_goes_to_one_of_two_entries(stack):
 def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(stack):
     # Given a held position and a broker that accepts the closing order without filling it
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
     execute_decision(buy(tl), NOW, deps)
-    deps.broker.fill_on_submit = None
-    pos: Position = tl.position("ABC")
+    broker.fill_on_submit = None
+    pos: Position = position_of(tl)
     cash = tl.account_state().cash
     # When outcomes closes it on its stop
     with pytest.raises(BrokerError) as err:
@@ -91,29 +103,31 @@ def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(st
     assert err.value.retryable and tl.position("ABC") == pos
     assert tl.account_state().cash == cash and len(tl.fills()) == 1
     # And when the broker reports the fill, the retry books the exit once
-    deps.broker.report("d-abc-x", "filled", abs(pos.qty), 95.0)
+    broker.report("d-abc-x", "filled", abs(pos.qty), 95.0)
     result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=95.0)
-    assert result["result"] == "EXECUTED" and tl.position("ABC") is None and tl.account_state().open_positions == 0
+    assert result.result is ExecutionOutcome.EXECUTED and tl.position("ABC") is None
+    assert tl.account_state().open_positions == 0
     assert DecisionStatus.EXECUTED.value == status(tl)[0]
 
 
-def held(tl, deps) -> Position:
+def held(tl: TradeLog, deps: ExecDeps, broker: ScriptedBroker) -> Position:
     """A BUY filled at 100, then a broker that accepts closing orders without filling them."""
     execute_decision(buy(tl), NOW, deps)
-    deps.broker.fill_on_submit = None
-    return tl.position("ABC")
+    broker.fill_on_submit = None
+    return position_of(tl)
 
 
 def test_a_close_filled_in_part_waits_for_the_rest(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
-    pos = held(tl, deps)
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    pos = held(tl, deps, broker)
     qty = abs(pos.qty)
     close_position_at = NOW + timedelta(hours=1)
     # Given the closing order is working with part of it filled
     with pytest.raises(BrokerError):
         close_position(pos, "d-abc-x", close_position_at, "take_profit", deps, quote=110.0)
-    deps.broker.report("d-abc-x", "partially_filled", qty - 1, 110.0)
+    broker.report("d-abc-x", "partially_filled", qty - 1, 110.0)
     # When the close is retried, Then it still waits and the book has not moved
     with pytest.raises(BrokerError, match=f"filled {qty - 1:g} of {qty:g}"):
         close_position(pos, "d-abc-x", close_position_at, "take_profit", deps, quote=110.0)
@@ -122,46 +136,48 @@ def test_a_close_filled_in_part_waits_for_the_rest(stack):
 
 def test_a_close_the_broker_rejects_is_sent_again_as_a_new_order(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
-    pos = held(tl, deps)
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    pos = held(tl, deps, broker)
     # Given the broker rejects the closing order outright
     with pytest.raises(BrokerError):
         close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
-    deps.broker.report("d-abc-x", "rejected")
+    broker.report("d-abc-x", "rejected")
     with pytest.raises(BrokerError, match="broker rejected close order d-abc-x with 0"):
         close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
     # When the close runs again (the next outcomes run) and the new order fills
-    deps.broker.fill_on_submit = 94.0
+    broker.fill_on_submit = 94.0
     result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
     # Then a second order was sent under a new client order id, and the position is closed at its price
-    assert sorted(deps.broker.orders) == ["d-abc", "d-abc-x", "d-abc-x-r1"]
-    assert result["result"] == "EXECUTED" and tl.position("ABC") is None
-    assert round(result["pnl"], 6) == round(abs(pos.qty) * (94.0 - 100.0), 6)
+    assert sorted(broker.orders) == ["d-abc", "d-abc-x", "d-abc-x-r1"]
+    assert result.result is ExecutionOutcome.EXECUTED and tl.position("ABC") is None
+    assert result.pnl is not None and round(result.pnl, 6) == round(abs(pos.qty) * (94.0 - 100.0), 6)
 
 
 def test_a_close_ended_short_keeps_its_part_and_the_exit_averages_both_orders(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
-    pos = held(tl, deps)
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    pos = held(tl, deps, broker)
     qty = abs(pos.qty)
     cash_before = tl.account_state().cash
     # Given the first closing order fills 4 shares at 95 and then expires
     with pytest.raises(BrokerError):
         close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
-    deps.broker.report("d-abc-x", "expired", 4, 95.0, fee=0.4)
+    broker.report("d-abc-x", "expired", 4, 95.0, fee=0.4)
     with pytest.raises(BrokerError, match="a new order follows"):
         close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
     # When the rest is sold by a new order at 94
-    deps.broker.fill_on_submit = 94.0
+    broker.fill_on_submit = 94.0
     result = close_position(pos, "d-abc-x", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
     # Then the new order was for the rest only, and the book closed the whole position at the average exit
-    assert deps.broker.orders["d-abc-x-r1"].qty == qty - 4
+    assert broker.orders["d-abc-x-r1"].qty == qty - 4
     exit_avg = (4 * 95.0 + (qty - 4) * 94.0) / qty
     (outcome,) = tl.outcomes()
     assert round(outcome.exit_price, 6) == round(exit_avg, 6) and tl.position("ABC") is None
     assert round(tl.account_state().cash - cash_before, 6) == round(qty * exit_avg - 0.4, 6)
     assert sorted(f.qty for f in tl.fills()) == sorted([qty, 4, qty - 4])  # the entry and both exit orders
-    assert result["result"] == "EXECUTED"
+    assert result.result is ExecutionOutcome.EXECUTED
 
 
 def sell(tl, decision_id: str = "d-sell"):
@@ -173,8 +189,9 @@ def sell(tl, decision_id: str = "d-sell"):
 
 def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_selling_twice(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
-    pos = held(tl, deps)
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    pos = held(tl, deps, broker)
     # Given a SELL decision whose closing order the broker is still working
     decision = sell(tl)
     with pytest.raises(BrokerError, match="so far"):
@@ -183,44 +200,47 @@ def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_se
     with pytest.raises(BrokerError, match="so far"):
         close_position(pos, "d-abc-x", NOW + timedelta(minutes=15), "stop_loss", deps, quote=94.0)
     # Then no second sell order went out, and operators see the close under way
-    assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
+    assert sorted(broker.orders) == ["d-abc", "d-sell"]
     assert Ops(stack.prefix).status()["closing"] == [{"symbol": "ABC", "close_order": "d-sell", "reason": "signal",
                                                       "attempt": 0, "closed_qty": 0.0}]
     # And when the SELL's message has meanwhile run out of receives and the broker then fills its order,
     # the next outcomes run books it as the signal's close, and the SELL decision ends EXECUTED after all
     assert tl.set_status("d-sell", DecisionStatus.DEAD_LETTERED, "dlq")
-    deps.broker.report("d-sell", "filled", abs(pos.qty), 96.0)
+    broker.report("d-sell", "filled", abs(pos.qty), 96.0)
     result = close_position(pos, "d-abc-x", NOW + timedelta(minutes=30), "stop_loss", deps, quote=94.0)
     (outcome,) = tl.outcomes()
-    assert result["result"] == "EXECUTED" and outcome.exit_reason == "signal" and outcome.exit_price == 96.0
+    assert result.result is ExecutionOutcome.EXECUTED
+    assert outcome.exit_reason == "signal" and outcome.exit_price == 96.0
     assert status(tl, "d-sell")[0] == "EXECUTED" and tl.position("ABC") is None
-    assert sorted(deps.broker.orders) == ["d-abc", "d-sell"]
+    assert sorted(broker.orders) == ["d-abc", "d-sell"]
 
 
 def test_a_close_of_a_position_already_gone_sends_nothing(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
     execute_decision(buy(tl), NOW, deps)
-    pos = tl.position("ABC")
+    pos = position_of(tl)
     close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "take_profit", deps, quote=110.0)
     # When a stale copy of the position is closed again under another order id
     result = close_position(pos, "d-abc-y", NOW + timedelta(hours=2), "stop_loss", deps, quote=94.0)
     # Then nothing is sent to the broker: selling now would open a short
-    assert result["result"] == "already_closed" and "d-abc-y" not in deps.broker.orders
+    assert result.result is ExecutionOutcome.ALREADY_CLOSED and "d-abc-y" not in broker.orders
 
 
 def test_book_and_broker_are_compared_except_where_an_order_is_still_working(stack):
     tl = trade_log(stack)
-    deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0))
-    pos = held(tl, deps)
+    broker = ScriptedBroker(fill_on_submit=100.0)
+    deps = exec_deps(tl, broker)
+    pos = held(tl, deps, broker)
     # Given book and broker agree
-    assert position_mismatches(tl, deps.broker) == []
+    assert position_mismatches(tl, broker) == []
     # When a close is under way and the broker has sold part of it, Then that is no mismatch yet
     with pytest.raises(BrokerError):
         close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "stop_loss", deps, quote=95.0)
-    deps.broker.report("d-abc-x", "partially_filled", 2, 95.0)
-    assert position_mismatches(tl, deps.broker) == []
+    broker.report("d-abc-x", "partially_filled", 2, 95.0)
+    assert position_mismatches(tl, broker) == []
     # But a position the book does not know (bought at the broker by hand) is reported
-    deps.broker.fill_on_submit = 50.0
-    deps.broker.submit(new_order("manual", "XYZ", OrderSide.BUY, 3, NOW, False), 50.0)
-    assert position_mismatches(tl, deps.broker) == [{"symbol": "XYZ", "book": 0.0, "broker": 3.0}]
+    broker.fill_on_submit = 50.0
+    broker.submit(new_order("manual", "XYZ", OrderSide.BUY, 3, NOW, False), 50.0)
+    assert position_mismatches(tl, broker) == [PositionMismatch(symbol="XYZ", book=0.0, broker=3.0)]

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BrokerOrder
 from mytrader.config import RiskLimits, TradingConfig
-from mytrader.models import OrderSide, Position
+from mytrader.models import Order, OrderSide, Position
 from mytrader.stack_spec import TRADE_LOG
-from mytrader.usecases.execute import ExecDeps, close_position
+from mytrader.usecases.execute import ExecDeps, ExecutionOutcome, close_position
+from tests.integration.execution_fakes import Params, Quotes
 
 NOW = datetime(2014, 6, 2, 20, 5, tzinfo=UTC)
 
@@ -17,6 +18,9 @@ class FilledBroker:
     """Every close order is already filled at 90 (a stop-out below the entry at 100)."""
 
     name = "paper"
+
+    def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder:
+        raise AssertionError(f"{order.client_order_id}: the close order is filled already, nothing is submitted")
 
     def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder:
         symbol = client_order_id.split("-")[1]
@@ -55,12 +59,13 @@ def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
     plain = TradeLog(ddb, table)
     plain.ensure_account(100_000.0)
     plain.db.update_item(TableName=table, Key={"pk": {"S": plain.acct_pk}, "sk": {"S": "STATE"}},
-                         UpdateExpression="SET consecutive_stopouts = :one", ExpressionAttributeValues={":one": {"N": "1"}})
+                         UpdateExpression="SET consecutive_stopouts = :one",
+                         ExpressionAttributeValues={":one": {"N": "1"}})
     first, second = open_position(plain, "AAA"), open_position(plain, "BBB")
     cfg = TradingConfig(risk=RiskLimits(max_consecutive_stopouts=3, cooldown_bars=5))
 
     def deps(tl: TradeLog) -> ExecDeps:
-        return ExecDeps(tradelog=tl, broker=FilledBroker(), quotes=None, params=None, cfg=cfg,
+        return ExecDeps(tradelog=tl, broker=FilledBroker(), quotes=Quotes(), params=Params(), cfg=cfg,
                         max_age=timedelta(hours=1))
 
     # When both stop out at once: the second close commits between the first close's read and its write
@@ -70,7 +75,7 @@ def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
 
     # Then the first close re-read the account, the streak reached three, and the cooldown started
     account = plain.account_state()
-    assert result["result"] == "EXECUTED" and racing.reads == 2
+    assert result.result is ExecutionOutcome.EXECUTED and racing.reads == 2
     assert account.consecutive_stopouts == 0 and account.cooldown_until is not None
     assert account.open_positions == 0 and plain.positions() == []
     assert round(account.cash, 2) == round(100_000.0 - 2 * 1000.1 + 2 * (900.0 - 0.0), 2)

@@ -12,7 +12,7 @@ from mytrader_tools.cli import app
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.event_source import drain
 from mytrader_tools.embedded.replay import replay
-from tests.integration.test_pipeline_replay import tradelog
+from tests.integration.test_pipeline_replay import recorded, tradelog
 
 
 def run(*args) -> str:
@@ -55,12 +55,12 @@ def test_redrive_moves_dead_letters_back(stack):
         d = tl.get_decision(sent[0]["decision_id"]) if sent else None
     sqs = stack.client("sqs")
     sqs.purge_queue(QueueUrl=stack.queue_urls["decisions"])
-    sqs.send_message(QueueUrl=stack.queue_urls["decisions-dlq"], MessageBody=d.model_dump_json(), MessageGroupId=d.symbol,
-                     MessageDeduplicationId="dl1")
+    sqs.send_message(QueueUrl=stack.queue_urls["decisions-dlq"], MessageBody=d.model_dump_json(),
+                     MessageGroupId=d.symbol, MessageDeduplicationId="dl1")
     stack.invoke("outcomes", {})
-    assert tl.get_decision(d.decision_id).status == DecisionStatus.DEAD_LETTERED
+    assert recorded(tl, d.decision_id).status == DecisionStatus.DEAD_LETTERED
     assert json.loads(run("redrive-dlq", "--prefix", stack.prefix))["redriven"] == 1
-    assert tl.get_decision(d.decision_id).status == DecisionStatus.PENDING
+    assert recorded(tl, d.decision_id).status == DecisionStatus.PENDING
     stack.set_param("REPLAY_CLOCK", nyse().session_open(nyse().next_session(day)).isoformat())
     drain(stack)
-    assert tl.get_decision(d.decision_id).status == DecisionStatus.EXECUTED
+    assert recorded(tl, d.decision_id).status == DecisionStatus.EXECUTED

@@ -9,8 +9,9 @@ from mytrader.market.sources import synthetic_series
 from mytrader.models import DecisionStatus
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.event_source import drain
+from mytrader_tools.embedded.faults import FaultPlan
 from mytrader_tools.embedded.replay import replay
-from tests.integration.test_pipeline_replay import ledger_duplicates, tradelog
+from tests.integration.test_pipeline_replay import ledger_duplicates, recorded, tradelog
 
 CLOSE = nyse().session_close(date(2011, 3, 1))
 
@@ -86,7 +87,7 @@ def test_closed_market_and_bad_symbols_are_recorded_not_crashed(stack):
 
 def test_crash_between_the_write_and_the_send_loses_nothing(make_stack):
     # Given a decision cycle that dies after writing each actionable decision, before sending it
-    stack = make_stack(extra_env={"FAULT_CRASH_BEFORE_SEND": "1.0"})
+    stack = make_stack(faults=FaultPlan(crash_before_send=1.0))
     series = D.load_series()
     days = [d for d in (date(2011, 1, 3) + timedelta(days=k) for k in range(60)) if nyse().is_session(d)]
     crashed = 0
@@ -113,7 +114,7 @@ def test_crash_between_the_write_and_the_send_loses_nothing(make_stack):
 
 
 def test_sqs_dynamodb_and_broker_faults_lose_nothing_and_double_nothing(make_stack, embedded):
-    stack = make_stack(extra_env={"FAULT_BROKER_ERROR_RATE": "0.3"})
+    stack = make_stack(faults=FaultPlan(broker_error_rate=0.3))
     embedded.router.faults.update({"dynamodb": 0.05, "sqs": 0.05})
     res = replay(stack, D.load_series(), date(2011, 1, 3), date(2011, 4, 29))
     embedded.router.faults.clear()
@@ -132,7 +133,7 @@ def _pending_decision(stack, at):
         r = cycle(stack, ["NVDA", "ORCL"], nyse().session_close(day))
         sent = [x for x in r["per_symbol"] if x["result"] == "sent"]
         if sent:
-            out = tradelog(stack).get_decision(sent[0]["decision_id"]), day
+            out = recorded(tradelog(stack), sent[0]["decision_id"]), day
     return out
 
 
@@ -145,12 +146,12 @@ def test_duplicated_and_stale_messages(stack):
     stack.set_param("REPLAY_CLOCK", nyse().session_open(nyse().next_session(day)).isoformat())
     stats = drain(stack)
     assert stats.delivered == 2 and ledger_duplicates(stack) == 0
-    assert tradelog(stack).get_decision(d.decision_id).status == DecisionStatus.EXECUTED
+    assert recorded(tradelog(stack), d.decision_id).status == DecisionStatus.EXECUTED
     # a stale decision (the queue backed up for a week)
     d2, day2 = _pending_decision(stack, None)
     stack.set_param("REPLAY_CLOCK", (nyse().session_open(nyse().next_session(day2)) + timedelta(days=7)).isoformat())
     drain(stack)
-    after = tradelog(stack).get_decision(d2.decision_id)
+    after = recorded(tradelog(stack), d2.decision_id)
     assert after.status == DecisionStatus.REJECTED and after.status_reason.startswith("stale")
 
 
@@ -175,7 +176,7 @@ def test_poison_messages_reach_the_dlq_and_their_decisions_end_dead_lettered(sta
     assert int(dlq["ApproximateNumberOfMessages"]) == 2
     out = stack.invoke("outcomes", {})
     assert out["dead_lettered"] == 1
-    assert tl.get_decision("f" * 32).status == DecisionStatus.DEAD_LETTERED
+    assert recorded(tl, "f" * 32).status == DecisionStatus.DEAD_LETTERED
 
 
 def test_kill_switch_blocks_entries_but_not_exits(stack):
@@ -197,10 +198,11 @@ def test_comprehend_errors_leave_decisions_made_without_sentiment(make_stack, em
     # Then both symbols still decided, each record says the sentiment was unavailable
     assert out["status"] == "ok" and {r["result"] for r in out["per_symbol"]} <= {"hold", "sent"}
     tl = tradelog(stack)
-    docs = [tl.get_decision(r["decision_id"]) for r in out["per_symbol"]]
-    assert all(d.sentiment.scorer == "unavailable" and d.sentiment.n_items == 0 for d in docs)
+    docs = [recorded(tl, r["decision_id"]) for r in out["per_symbol"]]
+    assert all(d.sentiment is not None and d.sentiment.scorer == "unavailable" and d.sentiment.n_items == 0
+               for d in docs)
     # and with Comprehend back, the same headline is scored (and cached) on the next cycle
     embedded.comprehend.fail_rate = 0.0
     out = cycle(stack, ["NVDA"], nyse().session_close(date(2011, 3, 2)))
-    d = tl.get_decision(out["per_symbol"][0]["decision_id"])
-    assert d.sentiment.scorer == "comprehend" and d.sentiment.n_items == 1
+    d = recorded(tl, out["per_symbol"][0]["decision_id"])
+    assert d.sentiment is not None and d.sentiment.scorer == "comprehend" and d.sentiment.n_items == 1

@@ -10,8 +10,10 @@ import pytest
 from mytrader.adapters.paper_broker import PaperBroker
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.market.calendar import nyse
+from mytrader.models import TradeDecision
 from mytrader.portfolio import Costs
 from mytrader_tools.embedded import demo as D
+from mytrader_tools.embedded.faults import FaultPlan
 from mytrader_tools.embedded.replay import replay, session_days
 
 START, END = date(2011, 1, 3), date(2011, 6, 30)
@@ -24,6 +26,13 @@ def ledger_duplicates(stack) -> int:
 
 def tradelog(stack) -> TradeLog:
     return TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
+
+
+def recorded(tl: TradeLog, decision_id: str) -> TradeDecision:
+    """The decision as the trade log holds it, which must be there."""
+    d = tl.get_decision(decision_id)
+    assert d is not None, f"decision {decision_id} is not in the trade log"
+    return d
 
 
 def test_replay_terminal_states_no_duplicates_and_parity_with_the_backtester(stack):
@@ -51,7 +60,7 @@ def test_replay_terminal_states_no_duplicates_and_parity_with_the_backtester(sta
 def test_crash_after_the_broker_call_never_duplicates_unless_idempotency_is_off(make_stack, idempotent,
                                                                                  expect_duplicates):
     # Given every order crashing the executor once, right after the broker accepted it
-    stack = make_stack(extra_env={"FAULT_CRASH_AFTER_BROKER": "1.0", "IDEMPOTENCY": str(idempotent).lower()})
+    stack = make_stack(extra_env={"IDEMPOTENCY": str(idempotent).lower()}, faults=FaultPlan(crash_after_broker=1.0))
     res = replay(stack, D.load_series(), START, date(2011, 4, 29))
     # Then the redelivery reconciles with the broker's order (idempotency on) ...
     dups = ledger_duplicates(stack)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mytrader.models import DecisionStatus
-from mytrader.usecases.execute import execute_decision
+from mytrader.usecases.execute import ExecutionOutcome, ExecutionResult, execute_decision
 from mytrader.usecases.manage import reconcile_open_orders
 from tests.integration.execution_fakes import NOW, ScriptedBroker, buy, exec_deps, trade_log
 
@@ -17,7 +17,9 @@ def world(stack):
     tl, broker = trade_log(stack), ScriptedBroker()
     deps = exec_deps(tl, broker)
     result = execute_decision(buy(tl), NOW, deps)
-    assert result == {"decision_id": "d-abc", "result": "EXECUTED", "filled": 0}  # accepted, nothing filled yet
+    # accepted, nothing filled yet
+    assert result == ExecutionResult(decision_id="d-abc", result=ExecutionOutcome.EXECUTED, filled=0)
+    assert result.response() == {"decision_id": "d-abc", "result": "EXECUTED", "filled": 0}
     return tl, broker, deps, broker.orders["d-abc"].qty
 
 

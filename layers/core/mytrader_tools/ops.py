@@ -33,7 +33,8 @@ class Ops:
         for spec in (DECISIONS_QUEUE, DECISIONS_DLQ):
             attrs = self.sqs.get_queue_attributes(QueueUrl=self.queue_url(spec), AttributeNames=[
                 "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            depth[spec.suffix] = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            depth[spec.suffix] = (int(attrs["ApproximateNumberOfMessages"])
+                                  + int(attrs["ApproximateNumberOfMessagesNotVisible"]))
         try:
             account = self.tl.account_state().model_dump(mode="json")
         except LookupError:
@@ -51,7 +52,8 @@ class Ops:
                 "decisions_by_status": self.tl.count_by_status(), "queue_depth": depth}
 
     def set_kill_switch(self, on: bool) -> None:
-        self.ssm.put_parameter(Name=self.params["KILL_SWITCH"], Value="on" if on else "off", Type="String", Overwrite=True)
+        self.ssm.put_parameter(Name=self.params["KILL_SWITCH"], Value="on" if on else "off", Type="String",
+                               Overwrite=True)
 
     def flatten(self, now: datetime | None = None) -> list[str]:
         """One reduce-only close decision per open position, through the executor (allowed when halted)."""
@@ -77,7 +79,8 @@ class Ops:
         stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         while moved + unreadable < max_messages:
             msgs = self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                            AttributeNames=["All"], MessageSystemAttributeNames=["All"]).get("Messages", [])
+                                            AttributeNames=["All"],
+                                            MessageSystemAttributeNames=["All"]).get("Messages", [])
             if not msgs:
                 break
             for m in msgs:

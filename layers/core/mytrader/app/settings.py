@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
 
@@ -36,14 +37,11 @@ class PipelineSettings(BaseModel):
     alarm_topic_arn: str = ""
     finetune_base_model: str = FINETUNE_BASE_MODEL
     state_machine_name: str = ""
-    fault_crash_after_broker: float = 0.0  # embedded AWS fault injection only
-    fault_crash_before_send: float = 0.0
-    fault_broker_error_rate: float = 0.0
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> PipelineSettings:
-        env = os.environ if env is None else env
-        fields = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:
+        source: Mapping[str, str] = os.environ if env is None else env
+        fields = {name: source[name.upper()] for name in cls.model_fields if name.upper() in source}
         return cls.model_validate(fields)
 
     def trading_config(self, mode: str, model_id: str) -> TradingConfig:

@@ -1,6 +1,11 @@
-"""Builds each function's dependencies from its settings, once per container."""
+"""Builds each function's dependencies from its settings, once per container.
+
+Each builder returns one named, frozen object; the handlers read its attributes. Heavy modules (numpy and
+TA-Lib through the decision cycle, the learning use cases) are imported by the builder that needs them only.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -19,6 +24,39 @@ from mytrader.usecases.execute import ExecDeps
 if TYPE_CHECKING:
     import requests
 
+    from mytrader.adapters.aws.clients import S3Client
+    from mytrader.ports import Broker, Clock, DeadLetterQueue, DecisionQueue, MarketData, News, SentimentCache
+    from mytrader.usecases.decide import CycleDeps
+    from mytrader.usecases.learn import FinetuneTasks
+
+
+@dataclass(frozen=True)
+class ExecutorDeps:
+    """The executor's dependencies."""
+    execution: ExecDeps
+    clock: Clock
+
+
+@dataclass(frozen=True)
+class OutcomesDeps:
+    """The outcomes function's: the executor's (it closes positions the same way) and the queues."""
+    execution: ExecDeps
+    clock: Clock
+    market: MarketData
+    queue: DecisionQueue  # decisions stuck in PENDING are sent again
+    dead_letters: DeadLetterQueue | None  # None without a DLQ url
+
+
+@dataclass(frozen=True)
+class LearningDeps:
+    """The dataset export's and the fine-tuning tasks' dependencies."""
+    tasks: FinetuneTasks
+    tradelog: TradeLog
+    market: MarketData
+    clock: Clock
+    s3: S3Client
+    bucket: str
+
 
 @cache
 def alpaca_http(key_id: str, secret_key: str) -> requests.Session:
@@ -28,7 +66,7 @@ def alpaca_http(key_id: str, secret_key: str) -> requests.Session:
     return alpaca_session(key_id, secret_key)
 
 
-def market_source(settings: PipelineSettings, aws: Aws):
+def market_source(settings: PipelineSettings, aws: Aws) -> MarketData:
     if settings.market_data == "alpaca":
         from mytrader.adapters.alpaca.market_data import AlpacaMarketData
 
@@ -37,15 +75,16 @@ def market_source(settings: PipelineSettings, aws: Aws):
     return S3MarketData(aws.s3, settings.data_bucket)
 
 
-def news_context(settings: PipelineSettings, aws: Aws):
+def news_context(settings: PipelineSettings, aws: Aws) -> News | None:
     if settings.news_source == "none":
         return None
     from mytrader.adapters.aws.comprehend import ComprehendScorer
     from mytrader.sentiment.context import NewsContext
-    from mytrader.sentiment.scoring import LexiconScorer, SentimentAnalyzer
+    from mytrader.sentiment.scoring import LexiconScorer, Scorer, SentimentAnalyzer
 
-    scorer = ComprehendScorer(aws.comprehend) if settings.sentiment_scorer == "comprehend" else LexiconScorer()
-    cache = DynamoSentimentCache(aws.dynamodb, settings.sentiment_table) if settings.sentiment_table else None
+    scorer: Scorer = ComprehendScorer(aws.comprehend) if settings.sentiment_scorer == "comprehend" else LexiconScorer()
+    cache: SentimentCache | None = (DynamoSentimentCache(aws.dynamodb, settings.sentiment_table)
+                                    if settings.sentiment_table else None)
     if settings.news_source == "alpaca":
         from mytrader.adapters.alpaca.news import AlpacaNewsSource
 
@@ -55,25 +94,26 @@ def news_context(settings: PipelineSettings, aws: Aws):
                            SentimentAnalyzer(scorer, cache))
     from mytrader.sentiment.news import CsvHeadlineSource
 
-    body = aws.s3.get_object(Bucket=settings.data_bucket, Key="news/headlines.csv")["Body"].read().decode("utf-8", "replace")
-    return NewsContext(CsvHeadlineSource(text=body), SentimentAnalyzer(scorer, cache), market_wide=True)
+    raw: bytes = aws.s3.get_object(Bucket=settings.data_bucket, Key="news/headlines.csv")["Body"].read()
+    return NewsContext(CsvHeadlineSource(text=raw.decode("utf-8", "replace")), SentimentAnalyzer(scorer, cache),
+                       market_wide=True)
 
 
-def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None):
+def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None) -> CycleDeps:
+    from mytrader.adapters.aws.queue import SqsDecisionQueue
     from mytrader.usecases.decide import CycleDeps  # numpy/TA-Lib: the decision cycle only
 
     aws = aws or Aws()
     params = Params(settings, aws.ssm)
     tl = TradeLog(aws.dynamodb, settings.trade_log_table)
     return CycleDeps(tradelog=tl, market=market_source(settings, aws), news=news_context(settings, aws),
-                     advisor_client=aws.bedrock_runtime, sqs=aws.sqs, queue_url=settings.decisions_queue_url,
+                     advisor_client=aws.bedrock_runtime, queue=SqsDecisionQueue(aws.sqs, settings.decisions_queue_url),
                      s3=aws.s3, bucket=settings.data_bucket, params=params, settings=settings,
                      budget=DynamoTokenBudget(aws.dynamodb, settings.trade_log_table,
-                                              settings.trading_config("consensus", "x").advisor.daily_token_budget),
-                     crash_before_send=settings.fault_crash_before_send)
+                                              settings.trading_config("consensus", "x").advisor.daily_token_budget))
 
 
-def broker(settings: PipelineSettings, aws: Aws, costs: Costs):
+def broker(settings: PipelineSettings, aws: Aws, costs: Costs) -> Broker:
     if settings.broker == "alpaca":
         from mytrader.adapters.alpaca.broker import AlpacaBroker
 
@@ -84,30 +124,47 @@ def broker(settings: PipelineSettings, aws: Aws, costs: Costs):
     return PaperBroker(aws.dynamodb, settings.trade_log_table, costs)
 
 
-def exec_deps(settings: PipelineSettings, aws: Aws | None = None):
-    """Executor and outcomes share these; returns (deps, clock, market)."""
-    aws = aws or Aws()
-    params = Params(settings, aws.ssm)
+def _execution(settings: PipelineSettings, aws: Aws, params: Params, market: MarketData) -> ExecDeps:
     cfg = settings.trading_config(params.get("MODE"), "n/a")
     costs = Costs(cfg.fee_bps, cfg.slippage_bps)
+    execution = ExecDeps(tradelog=TradeLog(aws.dynamodb, settings.trade_log_table),
+                         broker=broker(settings, aws, costs), quotes=market, params=params, cfg=cfg,
+                         max_age=timedelta(seconds=DECISION_MAX_AGE_S), idempotent=settings.idempotency)
+    execution.tradelog.ensure_account(cfg.initial_equity)
+    return execution
+
+
+def executor_deps(settings: PipelineSettings, aws: Aws | None = None) -> ExecutorDeps:
+    aws = aws or Aws()
+    params = Params(settings, aws.ssm)
+    execution = _execution(settings, aws, params, market_source(settings, aws))
+    return ExecutorDeps(execution=execution, clock=make_clock(settings, params))
+
+
+def outcomes_deps(settings: PipelineSettings, aws: Aws | None = None) -> OutcomesDeps:
+    """The market data that quotes closes also finds the bars they are checked against (one cache)."""
+    from mytrader.adapters.aws.queue import SqsDeadLetterQueue, SqsDecisionQueue  # outcomes only, not the executor
+
+    aws = aws or Aws()
+    params = Params(settings, aws.ssm)
     market = market_source(settings, aws)
-    deps = ExecDeps(tradelog=TradeLog(aws.dynamodb, settings.trade_log_table), broker=broker(settings, aws, costs),
-                    quotes=market, params=params, cfg=cfg, max_age=timedelta(seconds=DECISION_MAX_AGE_S),
-                    idempotent=settings.idempotency, crash_after_broker=settings.fault_crash_after_broker,
-                    broker_error_rate=settings.fault_broker_error_rate)
-    deps.tradelog.ensure_account(cfg.initial_equity)
-    return deps, make_clock(settings, params), market, aws
+    execution = _execution(settings, aws, params, market)
+    return OutcomesDeps(execution=execution, clock=make_clock(settings, params), market=market,
+                        queue=SqsDecisionQueue(aws.sqs, settings.decisions_queue_url),
+                        dead_letters=SqsDeadLetterQueue(aws.sqs, settings.decisions_dlq_url)
+                        if settings.decisions_dlq_url else None)
 
 
-def learning_deps(settings: PipelineSettings, aws: Aws | None = None):
-    """Dataset export and fine-tuning tasks: (tasks, tradelog, market, clock, aws)."""
+def learning_deps(settings: PipelineSettings, aws: Aws | None = None) -> LearningDeps:
+    """Dataset export and fine-tuning tasks."""
     from mytrader.usecases.learn import FinetuneTasks
 
     aws = aws or Aws()
     params = Params(settings, aws.ssm)
     tl = TradeLog(aws.dynamodb, settings.trade_log_table)
-    tasks = FinetuneTasks(prefix=settings.param_prefix, bedrock=aws.client("bedrock"), runtime=aws.bedrock_runtime,
-                          ssm=aws.ssm, s3=aws.s3, sns=aws.client("sns"), sfn=aws.client("stepfunctions"), tl=tl,
+    tasks = FinetuneTasks(prefix=settings.param_prefix, bedrock=aws.bedrock, runtime=aws.bedrock_runtime,
+                          ssm=aws.ssm, s3=aws.s3, sns=aws.sns, sfn=aws.stepfunctions, tl=tl,
                           bucket=settings.data_bucket, role_arn=settings.bedrock_role_arn,
                           topic_arn=settings.alarm_topic_arn)
-    return tasks, tl, market_source(settings, aws), make_clock(settings, params), aws
+    return LearningDeps(tasks=tasks, tradelog=tl, market=market_source(settings, aws),
+                        clock=make_clock(settings, params), s3=aws.s3, bucket=settings.data_bucket)

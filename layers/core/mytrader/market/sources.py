@@ -6,19 +6,15 @@ import io
 import math
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from mytrader.errors import DataQualityError
 from mytrader.market.calendar import NEW_YORK, REGULAR_CLOSE, nyse
-from mytrader.market.series import BarSeries, DataQualityError
+from mytrader.market.series import BarSeries
+from mytrader.ports import MarketData
 
-
-class MarketDataSource(Protocol):
-    def history(self, symbol: str, as_of: datetime) -> BarSeries:
-        """All bars of `symbol` stamped <= as_of. Raises DataQualityError for data that must not be used."""
-        ...
-
+MarketDataSource = MarketData  # the port lives in mytrader.ports; this name stays for existing imports
 
 _ALIASES = {
     "date": "ts", "datetime": "ts", "timestamp": "ts", "time": "ts", "t": "ts",
@@ -60,15 +56,16 @@ def parse_price_csv(text: str, symbol: str) -> BarSeries:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
         raise DataQualityError(symbol, "empty price file") from None
-    cols = {}
-    for i, h in enumerate(header):
-        key = _ALIASES.get(h)
+    cols: dict[str, int] = {}
+    for i, name in enumerate(header):
+        key = _ALIASES.get(name)
         if key and key not in cols:
             cols[key] = i
     missing = {"ts", "open", "high", "low", "close", "volume"} - cols.keys()
     if missing:
         raise DataQualityError(symbol, f"price file lacks columns {sorted(missing)} (header: {header})")
-    ts, o, h, lo, c, v = [], [], [], [], [], []
+    ts: list[int] = []
+    values: list[list[float]] = [[], [], [], [], []]  # open, high, low, close, volume
     for line_no, row in enumerate(reader, start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -80,8 +77,9 @@ def parse_price_csv(text: str, symbol: str) -> BarSeries:
         except ValueError as exc:
             raise DataQualityError(symbol, f"line {line_no}: {exc}") from None
         ts.append(t)
-        for arr, val in zip((o, h, lo, c, v), vals, strict=True):
+        for arr, val in zip(values, vals, strict=True):
             arr.append(val)
+    o, h, lo, c, v = values
     return BarSeries.from_arrays(symbol, ts, o, h, lo, c, v)
 
 

@@ -123,7 +123,8 @@ def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, Ba
     window = [(t, e) for t, e in result.equity if t >= start]
     result.equity = window
     stats = {k: v for k, v in result.metrics.items() if k.startswith("llm_") or k == "rejected_by_risk"}
-    result.metrics = {**performance([e for _, e in window], result.trades, window[0][1] if window else cfg.initial_equity,
+    start_equity = window[0][1] if window else cfg.initial_equity
+    result.metrics = {**performance([e for _, e in window], result.trades, start_equity,
                                     exposure=result.metrics["exposure"], llm_scored=result.llm_scored,
                                     llm_calls=result.metrics["llm_calls"], cost_usd=result.metrics["cost_usd"]),
                       **{k: v for k, v in stats.items() if k not in ("llm_accuracy", "llm_calls")}}
@@ -131,7 +132,8 @@ def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, Ba
     pipeline = sorted((f.filled_at.astimezone(UTC).date().isoformat(), f.symbol, f.side.value, f.qty, round(f.price, 4))
                       for f in tl.fills())
     backtest = fills_of_trades(result.trades)
-    first_diff = next(({"pipeline": list(a), "backtest": list(b)} for a, b in zip(pipeline, backtest) if a != b), None)
+    pairs = zip(pipeline, backtest, strict=False)
+    first_diff = next(({"pipeline": list(a), "backtest": list(b)} for a, b in pairs if a != b), None)
     return {"equal": pipeline == backtest, "pipeline_fills": len(pipeline), "backtest_fills": len(backtest),
             "first_difference": first_diff}, result
 
@@ -165,10 +167,11 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
 
             summary["finetune"] = run_finetune_demo(stack, out_dir)
             marks.append(("finetune", time.perf_counter()))
-    summary["timings_s"] = {name: round(t - prev, 2) for (_, prev), (name, t) in zip(marks, marks[1:])}
+    summary["timings_s"] = {name: round(t - prev, 2) for (_, prev), (name, t) in zip(marks, marks[1:], strict=False)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out_dir / "report.html").write_text(render_report(
-        {"demo": demo_result, "backtest (same code)": bt_result}, "MyTrader demo: the serverless pipeline on an embedded AWS",
+        {"demo": demo_result, "backtest (same code)": bt_result},
+        "MyTrader demo: the serverless pipeline on an embedded AWS",
         LABEL, notes=[f"Replay {DEMO_START} to {DEMO_END}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}.",
                       f"Parity with the backtester: {summary['parity']['equal']} "
                       f"({summary['parity']['pipeline_fills']} fills)."]))

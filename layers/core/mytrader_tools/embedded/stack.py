@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
@@ -20,6 +21,10 @@ from mytrader.stack_spec import (
     QueueSpec,
     parameter_names,
 )
+from mytrader_tools.embedded.faults import FaultPlan
+
+if TYPE_CHECKING:
+    from mytrader_tools.embedded.endpoint import EmbeddedAws
 
 ACCOUNT = "123456789012"  # moto's default account
 DRIVER_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
@@ -30,7 +35,7 @@ STATE_MACHINE_FILE = REPO / "layers" / "core" / "mytrader" / "data" / "finetune.
 
 @dataclass
 class LocalStack:
-    embedded: object
+    embedded: EmbeddedAws
     prefix: str = DEFAULT_PREFIX
     queue_urls: dict[str, str] = field(default_factory=dict)
     queue_arns: dict[str, str] = field(default_factory=dict)
@@ -38,6 +43,7 @@ class LocalStack:
     topic_arn: str = ""
     state_machine_arn: str = ""
     settings_env: dict[str, str] = field(default_factory=dict)
+    faults: FaultPlan = field(default_factory=FaultPlan)
     _clients: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -49,7 +55,12 @@ class LocalStack:
             self._clients[name] = boto3.client(name, region_name=self.embedded.region, config=DRIVER_CONFIG)
         return self._clients[name]
 
-    def create(self, extra_env: dict[str, str] | None = None, active_model: str = LOCAL_MODEL_ID) -> LocalStack:
+    def create(self, extra_env: dict[str, str] | None = None, active_model: str = LOCAL_MODEL_ID,
+               faults: FaultPlan | None = None) -> LocalStack:
+        """`faults` (or FAULT_* keys in extra_env, taken out of it) wrap the functions' adapters (faults.py)."""
+        extra_env = dict(extra_env or {})
+        from_env = FaultPlan.pop_from_env(extra_env)
+        self.faults = faults if faults is not None else from_env
         ddb, sqs, s3, ssm = self.client("dynamodb"), self.client("sqs"), self.client("s3"), self.client("ssm")
         for t in TABLES:
             create_table(ddb, t, self.prefix)
@@ -78,7 +89,7 @@ class LocalStack:
             "NEWS_SOURCE": "none", "SENTIMENT_SCORER": "comprehend", "BROKER_SECRET_ARN": secret["ARN"],
             "ALARM_TOPIC_ARN": self.topic_arn, "STATE_MACHINE_NAME": f"{self.prefix}-{STATE_MACHINE_NAME}",
             "BEDROCK_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-bedrock-customization",
-            **(extra_env or {}),
+            **extra_env,
         }
         self.register_functions()
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
@@ -95,12 +106,15 @@ class LocalStack:
                 .replace("${DatasetExportArn}", self.function_arn("dataset_export")))
 
     def register_functions(self, overrides: dict[str, dict[str, str]] | None = None) -> None:
+        from mytrader_tools.embedded.faults import FaultyFunction
         from mytrader_tools.embedded.services import LocalFunction
 
         for key, spec in FUNCTIONS.items():
             env = {**self.settings_env, **(overrides or {}).get(key, {})}
-            self.embedded.bridge.register(LocalFunction(spec.name(self.prefix), LAMBDAS / spec.folder / "handler.py",
-                                                        env, spec.memory_mb, spec.timeout_s))
+            path = LAMBDAS / spec.folder / "handler.py"
+            fn = (FaultyFunction(spec.name(self.prefix), path, env, spec.memory_mb, spec.timeout_s, plan=self.faults)
+                  if self.faults else LocalFunction(spec.name(self.prefix), path, env, spec.memory_mb, spec.timeout_s))
+            self.embedded.bridge.register(fn)
 
     def function_name(self, key: str) -> str:
         return FUNCTIONS[key].name(self.prefix)
@@ -114,7 +128,8 @@ class LocalStack:
                                                  "maxReceiveCount": q.max_receive})
         url = sqs.create_queue(QueueName=q.name(self.prefix), Attributes=attrs)["QueueUrl"]
         self.queue_urls[q.suffix] = url
-        self.queue_arns[q.suffix] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        self.queue_arns[q.suffix] = created["QueueArn"]
 
     def set_param(self, key: str, value: str) -> None:
         self.client("ssm").put_parameter(Name=self.params[key], Value=value, Type="String", Overwrite=True)
@@ -158,4 +173,5 @@ def create_table(ddb, t, prefix: str) -> None:
                      AttributeDefinitions=[{"AttributeName": k, "AttributeType": v} for k, v in attrs.items()],
                      SSESpecification={"Enabled": True}, **kw)
     if t.ttl:
-        ddb.update_time_to_live(TableName=t.name(prefix), TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl})
+        ddb.update_time_to_live(TableName=t.name(prefix),
+                                TimeToLiveSpecification={"Enabled": True, "AttributeName": t.ttl})
