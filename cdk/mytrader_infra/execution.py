@@ -1,6 +1,8 @@
 """Execution: the executor on the FIFO queue and the outcomes function on its own schedule."""
 from __future__ import annotations
 
+import json
+
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
@@ -21,7 +23,9 @@ class Execution(Construct):
                  layer: lambda_.ILayerVersion, env: dict[str, str]) -> None:
         super().__init__(scope, id)
         p = settings.prefix
-        queue_env = {"DECISIONS_QUEUE_URL": decisions.queue.queue_url, "DECISIONS_DLQ_URL": decisions.dlq.queue_url}
+        queue_env = {"DECISIONS_QUEUE_URL": decisions.queue.queue_url, "DECISIONS_DLQ_URL": decisions.dlq.queue_url,
+                     # the symbols entries may be opened in: the executor rejects any other (closes still run)
+                     "UNIVERSE": json.dumps(settings.universe)}
         self.executor = make_function(self, "executor", prefix=p, layer=layer, arch=settings.architecture,
                                       env={**env, **queue_env})
         # Batches of 10 with partial failures; at most 5 concurrent batches: message groups (symbols) still run

@@ -65,6 +65,12 @@ class Monitoring(Construct):
         self.alarm("llm-fallback-rate", fallback_rate, 20, "More than 20 % of advisor calls fell back to the strategy")
         self.alarm("kill-switch-tripped", self.metric("KillSwitchRejections", service=ex), 0,
                    "Entries rejected by the kill switch or the daily-loss limit")
+        at_least_one = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+        self.alarm("unknown-decision", self.metric("UnknownDecision", service=ex), 1,
+                   "A decisions message named no decision record: forged, corrupted or sent by hand "
+                   "(the executor acts only on recorded decisions)", op=at_least_one)
+        self.alarm("entries-failed-closed", self.metric("EntriesFailedClosed", service=dc), 1,
+                   "A risk gate could not be read: new entries were refused (exits still run)", op=at_least_one)
         self.alarm("position-mismatch", self.metric("PositionMismatches", service=service_name("outcomes")), 0,
                    "The book and the broker hold different quantities "
                    "(`mytrader ops status`; trades outside MyTrader?)")

@@ -36,6 +36,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     result = run_cycle(schedule, d)
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=result.decisions)
     metrics.add_metric(name="LlmCalls", unit=MetricUnit.Count, value=result.llm_calls)
+    if result.entries_failed_closed:  # a gate (mode, model) could not be read: entries refused, alarmed
+        metrics.add_metric(name="EntriesFailedClosed", unit=MetricUnit.Count, value=result.entries_failed_closed)
     metrics.add_metric(name="LlmFallbacks", unit=MetricUnit.Count, value=result.fallbacks)
     metrics.add_metric(name="LlmInputTokens", unit=MetricUnit.Count, value=result.input_tokens)
     metrics.add_metric(name="LlmOutputTokens", unit=MetricUnit.Count, value=result.output_tokens)

@@ -1,10 +1,13 @@
-"""Executor: SQS FIFO batches -> idempotent risk check, broker order and trade-log transaction."""
+"""Executor: SQS FIFO batches -> idempotent risk check, broker order and trade-log transaction.
+
+Each message is a pointer to a decision record ({"decision_id", "symbol", "action", "digest"}); the use case reads
+the record and executes it only if the pointer matches it (usecases/admission.py). A malformed message is logged,
+counted and raised: it never succeeds on retry, so it reaches the DLQ after the configured receives."""
 from __future__ import annotations
 
 from mytrader.coldstart import init_phase
 
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
-    import json
     from collections.abc import Callable
     from functools import cache
     from typing import TYPE_CHECKING, Any
@@ -21,9 +24,9 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from mytrader.adapters.aws.clients import Aws
     from mytrader.app.settings import PipelineSettings
     from mytrader.app.wiring import executor_deps
-    from mytrader.models import TradeDecision
     from mytrader.observability import logger, metrics, tracer
     from mytrader.stack_spec import IDEMPOTENCY_EXPIRY_S
+    from mytrader.usecases.admission import DecisionMessage, MalformedMessage, parse_message
     from mytrader.usecases.execute import ExecutionResult, execute_decision
 
     if TYPE_CHECKING:
@@ -33,13 +36,11 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     SETTINGS = PipelineSettings.from_env()
     AWS = Aws()  # one set of clients per container: the trade log and the idempotency store share DynamoDB's
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    idempotency = IdempotencyConfig(event_key_jmespath="decision_id", raise_on_no_idempotency_key=True,
+    # Keyed on the pointer's id AND digest: a forged pointer for a real decision gets its own key, so its refusal
+    # is never replayed to the genuine message.
+    idempotency = IdempotencyConfig(event_key_jmespath="[decision_id, digest]", raise_on_no_idempotency_key=True,
                                     expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
     deps = cache(lambda: executor_deps(SETTINGS, AWS))  # built once per container, on first use
-
-
-class MalformedMessage(ValueError):
-    """Never succeeds on retry: it reaches the DLQ after the configured receives."""
 
 
 def _record_metrics(result: ExecutionResult) -> None:
@@ -49,11 +50,21 @@ def _record_metrics(result: ExecutionResult) -> None:
         metrics.add_metric(name="KillSwitchRejections", unit=MetricUnit.Count, value=1)
     if result.pnl is not None:
         metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.pnl)
+    if result.result.value == "orphan":  # a pointer to no decision record: the decider always writes first
+        logger.error("message names no decision record", extra={"decision_id": result.decision_id})
+        metrics.add_metric(name="UnknownDecision", unit=MetricUnit.Count, value=1)
+
+
+def _malformed(message_id: str, exc: MalformedMessage) -> MalformedMessage:
+    logger.error("malformed decision message", extra={"message_id": message_id, "error": str(exc)[:300]})
+    metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
+    return MalformedMessage(str(exc)[:300])
 
 
 def _execute(decision: dict[str, Any]) -> dict[str, Any]:
+    """`decision`: the pointer as a dict (the idempotency layer keys on its decision_id)."""
     d = deps()
-    result = execute_decision(TradeDecision.model_validate(decision), d.clock.now(), d.execution)
+    result = execute_decision(DecisionMessage.model_validate(decision), d.clock.now(), d.execution)
     _record_metrics(result)
     return result.response()
 
@@ -70,13 +81,10 @@ def execute_once() -> Callable[..., dict[str, Any]]:
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     try:
-        body = json.loads(record.body)
-        TradeDecision.model_validate(body)
-    except ValueError as exc:
-        logger.error("malformed decision message", extra={"message_id": record.message_id, "error": str(exc)[:300]})
-        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
-        raise MalformedMessage(str(exc)[:300]) from None
-    return execute_once()(decision=body) if SETTINGS.idempotency else _execute(body)
+        pointer = parse_message(record.body).model_dump(mode="json")
+        return execute_once()(decision=pointer) if SETTINGS.idempotency else _execute(pointer)
+    except MalformedMessage as exc:  # unparseable, or (raised by the use case) not matching its record
+        raise _malformed(record.message_id, exc) from None
 
 
 @logger.inject_lambda_context

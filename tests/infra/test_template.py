@@ -139,6 +139,43 @@ def test_alarms_and_dashboard(template):
         assert f"mytrader-{service}" in body
 
 
+def _alarm_on(template, metric: str) -> dict:
+    (alarm,) = [a["Properties"] for a in resources(template, "AWS::CloudWatch::Alarm").values()
+                if a["Properties"].get("MetricName") == metric]
+    return alarm
+
+
+@pytest.mark.parametrize("metric,service", [("UnknownDecision", "mytrader-executor"),
+                                            ("EntriesFailedClosed", "mytrader-decision-cycle")])
+def test_fail_safe_alarms_fire_on_the_first_occurrence(template, metric, service):
+    # Given the synthesized stack / When a metric of the fail-safe issue is emitted once by its function
+    alarm = _alarm_on(template, metric)
+    # Then an alarm on that function's metric fires at >= 1 in one period and notifies the alarm topic
+    assert alarm["Namespace"] == "MyTrader" and alarm["Statistic"] == "Sum"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": service}]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["EvaluationPeriods"] == 1 and alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"]
+
+
+def _universes(template) -> dict[str, list[str]]:
+    env = {f["Properties"]["FunctionName"]: f["Properties"].get("Environment", {}).get("Variables", {})
+           for f in resources(template, "AWS::Lambda::Function").values()}
+    return {name: json.loads(v["UNIVERSE"]) for name, v in env.items() if "UNIVERSE" in v}
+
+
+def test_executor_and_outcomes_get_the_universe_from_context(tmp_path, template):
+    from mytrader_infra.settings import DeploySettings
+
+    # Given the default context / Then the executor and the outcomes function (which builds the executor's
+    # dependencies) get the universe the schedule decides on, as a JSON list
+    default = DeploySettings().universe
+    assert _universes(template) == {"mytrader-executor": default, "mytrader-outcomes": default}
+    # When the universe is overridden on the command line (-c universe=NVDA,ORCL) / Then they get that one
+    custom = synth(tmp_path, {"universe": "NVDA,ORCL"}, nag=False)
+    assert _universes(custom) == {"mytrader-executor": ["NVDA", "ORCL"], "mytrader-outcomes": ["NVDA", "ORCL"]}
+
+
 def test_broker_secret_value_is_generated_not_in_the_template(template):
     (secret,) = resources(template, "AWS::SecretsManager::Secret").values()
     assert "SecretString" not in secret["Properties"] and "GenerateSecretString" in secret["Properties"]

@@ -19,6 +19,7 @@ from tests.integration.execution_fakes import (
     ScriptedBroker,
     buy,
     exec_deps,
+    pointer,
     position_of,
     trade_log,
 )
@@ -34,7 +35,7 @@ def test_a_broker_refusal_rejects_the_decision_and_frees_the_slot(stack):
     tl = trade_log(stack)
     deps = exec_deps(tl, ScriptedBroker(refuse=BrokerError("alpaca rejected the order: HTTP 403", retryable=False)))
     # When the executor handles a BUY
-    result = execute_decision(buy(tl), NOW, deps)
+    result = execute_decision(pointer(tl, buy(tl)), NOW, deps)
     # Then the decision ends REJECTED with the broker's words, and no slot or cash stays booked
     assert result.result is ExecutionOutcome.REJECTED
     assert status(tl) == ("REJECTED", "broker: alpaca rejected the order: HTTP 403")
@@ -50,11 +51,11 @@ def test_a_broker_outage_is_retried_and_the_redelivery_places_the_order_once(sta
     decision = buy(tl)
     # When the executor handles the BUY, it raises for SQS to redeliver, the decision still PENDING
     with pytest.raises(BrokerError):
-        execute_decision(decision, NOW, deps)
+        execute_decision(pointer(tl, decision), NOW, deps)
     assert status(tl)[0] == "PENDING"
     # And when the broker is back and the message comes again
     broker.refuse = None
-    result = execute_decision(decision, NOW + timedelta(seconds=30), deps)
+    result = execute_decision(pointer(tl, decision), NOW + timedelta(seconds=30), deps)
     # Then it fills once, with one slot taken
     assert result.result is ExecutionOutcome.EXECUTED and len(broker.orders) == 1 and len(tl.fills()) == 1
     assert tl.account_state().open_positions == 1
@@ -66,7 +67,7 @@ def test_no_quote_rejects_the_entry_without_touching_the_account(stack):
     broker = ScriptedBroker(fill_on_submit=100.0)
     deps = exec_deps(tl, broker, quotes=Quotes(price=None))
     # When the executor handles a BUY
-    execute_decision(buy(tl), NOW, deps)
+    execute_decision(pointer(tl, buy(tl)), NOW, deps)
     # Then it is REJECTED naming the data problem, and no order was sent
     state, reason = status(tl)
     assert state == "REJECTED" and reason.startswith("no quote: no trade")
@@ -79,8 +80,8 @@ def test_the_last_free_slot_goes_to_one_of_two_entries(stack):
     deps = exec_deps(tl, ScriptedBroker(fill_on_submit=100.0), cfg=TradingConfig(risk=RiskLimits(max_open_positions=1)))
     first, second = buy(tl, "AAA", "d-aaa"), buy(tl, "BBB", "d-bbb")
     # When both are executed
-    execute_decision(first, NOW, deps)
-    execute_decision(second, NOW, deps)
+    execute_decision(pointer(tl, first), NOW, deps)
+    execute_decision(pointer(tl, second), NOW, deps)
     # Then exactly one trades; the other is REJECTED by the limit, which it names
     assert status(tl, "d-aaa")[0] == "EXECUTED"
     assert status(tl, "d-bbb") == ("REJECTED", "risk: max_open_positions 1")
@@ -92,7 +93,7 @@ def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(st
     tl = trade_log(stack)
     broker = ScriptedBroker(fill_on_submit=100.0)
     deps = exec_deps(tl, broker)
-    execute_decision(buy(tl), NOW, deps)
+    execute_decision(pointer(tl, buy(tl)), NOW, deps)
     broker.fill_on_submit = None
     pos: Position = position_of(tl)
     cash = tl.account_state().cash
@@ -112,7 +113,7 @@ def test_a_close_the_broker_has_not_filled_yet_is_retried_and_changes_nothing(st
 
 def held(tl: TradeLog, deps: ExecDeps, broker: ScriptedBroker) -> Position:
     """A BUY filled at 100, then a broker that accepts closing orders without filling them."""
-    execute_decision(buy(tl), NOW, deps)
+    execute_decision(pointer(tl, buy(tl)), NOW, deps)
     broker.fill_on_submit = None
     return position_of(tl)
 
@@ -181,7 +182,7 @@ def test_a_close_ended_short_keeps_its_part_and_the_exit_averages_both_orders(st
 
 
 def sell(tl, decision_id: str = "d-sell"):
-    d = buy(tl, decision_id=decision_id).model_copy(update={"action": Action.SELL, "stop_loss": None,
+    d = buy(tl, decision_id=decision_id, record=False).model_copy(update={"action": Action.SELL, "stop_loss": None,
                                                             "take_profit": None, "position_size_pct": 0.0})
     tl.put_decision(d)
     return d
@@ -195,7 +196,7 @@ def test_a_stop_seen_while_a_sell_order_works_continues_that_order_instead_of_se
     # Given a SELL decision whose closing order the broker is still working
     decision = sell(tl)
     with pytest.raises(BrokerError, match="so far"):
-        execute_decision(decision, NOW + timedelta(minutes=5), deps)
+        execute_decision(pointer(tl, decision), NOW + timedelta(minutes=5), deps)
     # When the outcomes run sees the stop hit meanwhile
     with pytest.raises(BrokerError, match="so far"):
         close_position(pos, "d-abc-x", NOW + timedelta(minutes=15), "stop_loss", deps, quote=94.0)
@@ -219,7 +220,7 @@ def test_a_close_of_a_position_already_gone_sends_nothing(stack):
     tl = trade_log(stack)
     broker = ScriptedBroker(fill_on_submit=100.0)
     deps = exec_deps(tl, broker)
-    execute_decision(buy(tl), NOW, deps)
+    execute_decision(pointer(tl, buy(tl)), NOW, deps)
     pos = position_of(tl)
     close_position(pos, "d-abc-x", NOW + timedelta(hours=1), "take_profit", deps, quote=110.0)
     # When a stale copy of the position is closed again under another order id

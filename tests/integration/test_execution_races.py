@@ -9,7 +9,7 @@ from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import Order, OrderSide, Position
 from mytrader.stack_spec import TRADE_LOG
 from mytrader.usecases.execute import ExecDeps, ExecutionOutcome, close_position
-from tests.integration.execution_fakes import Params, Quotes
+from tests.integration.execution_fakes import Quotes, seed_position
 
 NOW = datetime(2014, 6, 2, 20, 5, tzinfo=UTC)
 
@@ -45,12 +45,9 @@ class StaleReadTradeLog(TradeLog):
 
 
 def open_position(tl: TradeLog, symbol: str) -> Position:
-    pos = Position(symbol=symbol, qty=10, avg_price=100.0, opened_at=NOW - timedelta(days=3), decision_id=f"d-{symbol}",
-                   stop_loss=90.0, take_profit=120.0)
-    tl.transact([tl.put({"pk": tl.acct_pk, "sk": f"POS#{symbol}", "doc": pos.model_dump_json(), "entry_fee": 0.1,
-                         "qty": pos.qty}),
-                 tl.account_update("ADD open_positions :one, cash :c", {":one": 1, ":c": -1000.1})])
-    return pos
+    """10 shares at 100 (fee 0.1), entered the way the executor enters: recorded, reserved, filled."""
+    return seed_position(tl, symbol, qty=10, price=100.0, fee=0.1, at=NOW - timedelta(days=3), stop=90.0,
+                         target=120.0)
 
 
 def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
@@ -58,15 +55,16 @@ def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
     ddb, table = stack.client("dynamodb"), TRADE_LOG.name(stack.prefix)
     plain = TradeLog(ddb, table)
     plain.ensure_account(100_000.0)
-    plain.db.update_item(TableName=table, Key={"pk": {"S": plain.acct_pk}, "sk": {"S": "STATE"}},
-                         UpdateExpression="SET consecutive_stopouts = :one",
-                         ExpressionAttributeValues={":one": {"N": "1"}})
     first, second = open_position(plain, "AAA"), open_position(plain, "BBB")
+    third = open_position(plain, "CCC")
+    close_position(third, "close-CCC-1", NOW, "stop_loss", ExecDeps(  # the first stop-out of the streak
+        tradelog=plain, broker=FilledBroker(), quotes=Quotes(), max_age=timedelta(hours=1),
+        cfg=TradingConfig(risk=RiskLimits(max_consecutive_stopouts=3, cooldown_bars=5))))
+    assert plain.account_state().consecutive_stopouts == 1
     cfg = TradingConfig(risk=RiskLimits(max_consecutive_stopouts=3, cooldown_bars=5))
 
     def deps(tl: TradeLog) -> ExecDeps:
-        return ExecDeps(tradelog=tl, broker=FilledBroker(), quotes=Quotes(), params=Params(), cfg=cfg,
-                        max_age=timedelta(hours=1))
+        return ExecDeps(tradelog=tl, broker=FilledBroker(), quotes=Quotes(), cfg=cfg, max_age=timedelta(hours=1))
 
     # When both stop out at once: the second close commits between the first close's read and its write
     racing = StaleReadTradeLog(ddb, table, meanwhile=lambda: close_position(
@@ -78,4 +76,4 @@ def test_two_stop_outs_racing_both_count_towards_the_streak(stack):
     assert result.result is ExecutionOutcome.EXECUTED and racing.reads == 2
     assert account.consecutive_stopouts == 0 and account.cooldown_until is not None
     assert account.open_positions == 0 and plain.positions() == []
-    assert round(account.cash, 2) == round(100_000.0 - 2 * 1000.1 + 2 * (900.0 - 0.0), 2)
+    assert round(account.cash, 2) == round(100_000.0 - 3 * 1000.1 + 3 * (900.0 - 0.0), 2)  # CCC began the streak

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from mytrader.market.calendar import nyse
 from mytrader.market.sources import synthetic_series
 from mytrader.models import DecisionStatus
+from mytrader.usecases.admission import message_for
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.event_source import drain
 from mytrader_tools.embedded.faults import FaultPlan
 from mytrader_tools.embedded.replay import replay
+from mytrader_tools.ops import Ops
 from tests.integration.test_pipeline_replay import ledger_duplicates, recorded, tradelog
 
 CLOSE = nyse().session_close(date(2011, 3, 1))
@@ -125,30 +127,35 @@ def test_sqs_dynamodb_and_broker_faults_lose_nothing_and_double_nothing(make_sta
     assert ledger_duplicates(stack) == 0
 
 
-def _pending_decision(stack, at):
+def _pending_decision(stack, at, entry_only: bool = False):
+    """The first decision the cycle sends after 2011-01-03 (with `entry_only`, one for a symbol not held)."""
     out = None
     day = date(2011, 1, 3)
     while out is None:
         day = nyse().next_session(day)
         r = cycle(stack, ["NVDA", "ORCL"], nyse().session_close(day))
-        sent = [x for x in r["per_symbol"] if x["result"] == "sent"]
+        tl = tradelog(stack)
+        sent = [x for x in r["per_symbol"] if x["result"] == "sent"
+                and not (entry_only and tl.position(recorded(tl, x["decision_id"]).symbol) is not None)]
         if sent:
-            out = recorded(tradelog(stack), sent[0]["decision_id"]), day
+            out = recorded(tl, sent[0]["decision_id"]), day
     return out
 
 
 def test_duplicated_and_stale_messages(stack):
     d, day = _pending_decision(stack, None)
     sqs = stack.client("sqs")
-    # a duplicate of the same decision under another deduplication id
-    sqs.send_message(QueueUrl=stack.queue_urls["decisions"], MessageBody=d.model_dump_json(), MessageGroupId=d.symbol,
-                     MessageDeduplicationId=d.decision_id + "-dup")
+    # a duplicate of the same decision's pointer under another deduplication id
+    row = tradelog(stack).get_decision_row(d.decision_id)
+    assert row is not None
+    sqs.send_message(QueueUrl=stack.queue_urls["decisions"], MessageBody=message_for(d, row["doc"]).model_dump_json(),
+                     MessageGroupId=d.symbol, MessageDeduplicationId=d.decision_id + "-dup")
     stack.set_param("REPLAY_CLOCK", nyse().session_open(nyse().next_session(day)).isoformat())
     stats = drain(stack)
     assert stats.delivered == 2 and ledger_duplicates(stack) == 0
     assert recorded(tradelog(stack), d.decision_id).status == DecisionStatus.EXECUTED
-    # a stale decision (the queue backed up for a week)
-    d2, day2 = _pending_decision(stack, None)
+    # a stale entry (the queue backed up for a week); a stale close would still execute: a close always does
+    d2, day2 = _pending_decision(stack, None, entry_only=True)
     stack.set_param("REPLAY_CLOCK", (nyse().session_open(nyse().next_session(day2)) + timedelta(days=7)).isoformat())
     drain(stack)
     after = recorded(tradelog(stack), d2.decision_id)
@@ -180,7 +187,9 @@ def test_poison_messages_reach_the_dlq_and_their_decisions_end_dead_lettered(sta
 
 
 def test_kill_switch_blocks_entries_but_not_exits(stack):
-    stack.set_param("KILL_SWITCH", "on")
+    # Given an operator's halt (on the account, which every entry's reservation is conditioned on)
+    tradelog(stack).ensure_account(D.demo_config().initial_equity)
+    Ops(stack.prefix).set_kill_switch(True)
     res = replay(stack, D.load_series(), date(2011, 1, 3), date(2011, 3, 31))
     tl = tradelog(stack)
     rejected = tl.decisions_by_status("REJECTED")

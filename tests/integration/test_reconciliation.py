@@ -9,14 +9,14 @@ import pytest
 from mytrader.models import DecisionStatus
 from mytrader.usecases.execute import ExecutionOutcome, ExecutionResult, execute_decision
 from mytrader.usecases.manage import reconcile_open_orders
-from tests.integration.execution_fakes import NOW, ScriptedBroker, buy, exec_deps, trade_log
+from tests.integration.execution_fakes import NOW, ScriptedBroker, buy, exec_deps, pointer, trade_log
 
 
 @pytest.fixture
 def world(stack):
     tl, broker = trade_log(stack), ScriptedBroker()
     deps = exec_deps(tl, broker)
-    result = execute_decision(buy(tl), NOW, deps)
+    result = execute_decision(pointer(tl, buy(tl)), NOW, deps)
     # accepted, nothing filled yet
     assert result == ExecutionResult(decision_id="d-abc", result=ExecutionOutcome.EXECUTED, filled=0)
     assert result.response() == {"decision_id": "d-abc", "result": "EXECUTED", "filled": 0}

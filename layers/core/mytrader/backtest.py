@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mytrader import ledger
 from mytrader.engine import DecisionContext, DecisionEngine, should_query
 from mytrader.features import compute_features
 from mytrader.labels import forward_return, label_for_return
 from mytrader.market.calendar import session_open_for
 from mytrader.metrics import performance
 from mytrader.models import Action, OrderSide, Position, SentimentScore
-from mytrader.portfolio import Costs, close_outcome, cooldown_end, exit_on_bar
-from mytrader.risk import AccountState, check_entry
+from mytrader.portfolio import Costs, exit_on_bar
+from mytrader.risk import AccountState
 from mytrader.strategy import strategy_arrays
 
 if TYPE_CHECKING:
@@ -106,7 +107,7 @@ class Backtester:
         for st in states.values():
             st.position, st.pending, st.memo, st.entry_fee = None, None, None, 0.0
         timeline = _timeline(states)
-        run = _Run(AccountState(cash=self.cfg.initial_equity, book_equity=self.cfg.initial_equity))
+        run = _Run(ledger.new_account(self.cfg.initial_equity))
         total = len(timeline)
         prev_t: int | None = None
         for n, (t, sym, i) in enumerate(timeline):
@@ -130,19 +131,16 @@ class Backtester:
     # -- steps -------------------------------------------------------------------------------------
     def _start_tick(self, run: _Run, states: dict[str, SymbolState], prev_t: int | None, t: int) -> None:
         """A new bar time: the equity as of the previous one, and a new trading day when the date changes."""
-        account = run.account
         if prev_t is not None:
-            run.equity_curve.append((datetime.fromtimestamp(prev_t, UTC), self._equity(account, states,
+            run.equity_curve.append((datetime.fromtimestamp(prev_t, UTC), self._equity(run.account, states,
                                                                                       run.last_close)))
-        day = datetime.fromtimestamp(t, UTC).date().isoformat()
-        if account.day != day:
-            account.day, account.day_start_equity, account.realized_today = day, account.book_equity, 0.0
+        run.account = ledger.roll_day(run.account, ledger.day_of(datetime.fromtimestamp(t, UTC)))
 
     def _fill_pending(self, st: SymbolState, run: _Run, t: int) -> None:
         if st.pending is None:
             return
         d, st.pending = st.pending, None
-        realized = self._execute(st, d, run.account, run.rejections, t)
+        realized = self._execute(st, d, run, t)
         if realized is not None:
             run.trades.append(realized)
 
@@ -158,7 +156,7 @@ class Backtester:
         price, reason = hit
         side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
         fill = self.costs.fill_price(price, side)
-        run.trades.append(self._close(st, pos, run.account, fill, datetime.fromtimestamp(t, UTC), reason))
+        run.trades.append(self._close(st, pos, run, fill, datetime.fromtimestamp(t, UTC), reason))
 
     def _may_decide(self, st: SymbolState, i: int, t: int) -> bool:
         """Past the warm-up, with a next bar to fill on, every feature defined, inside the trading window."""
@@ -200,52 +198,43 @@ class Backtester:
         decision, st.memo = engine.decide(ctx, as_of)
         return decision
 
-    def _execute(self, st: SymbolState, d: TradeDecision, account: AccountState, rejections: Counter[str],
-                 t: int) -> TradeOutcome | None:
+    def _execute(self, st: SymbolState, d: TradeDecision, run: _Run, t: int) -> TradeOutcome | None:
+        """The pipeline's executor, in process: the same ledger rules for the verdict, the fill and the close."""
         now = session_open_for(datetime.fromtimestamp(t, UTC))  # executions happen at the session's open
         quote = st.o[int(st.series.ts.searchsorted(t))]  # the paper quote is this bar's open
         pos = st.position
-        if pos is not None and ((d.action == Action.SELL and pos.qty > 0) or (d.action == Action.BUY and pos.qty < 0)):
+        if pos is not None and ledger.reduces(d.action, pos.qty):
             side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-            return self._close(st, pos, account, self.costs.fill_price(quote, side), now, "signal")
+            return self._close(st, pos, run, self.costs.fill_price(quote, side), now, "signal")
         if pos is not None or (d.action == Action.SELL and not self.cfg.allow_short):
             return None
-        verdict = check_entry(self.cfg.risk, account, d, quote, now, market_open=True, kill_switch=False)
-        if verdict.trips_kill_switch:
-            account.tripped_day = account.day
+        verdict = ledger.entry_verdict(self.cfg.risk, run.account, size_pct=d.position_size_pct, price=quote, now=now,
+                                       market_open=True, kill_switch=False, decided_equity=d.sizing_equity)
+        if verdict.trips_daily_loss:
+            run.account = ledger.trip_daily_loss(run.account)
         if not verdict.approved:
-            rejections[verdict.reason.split(":")[0].split(" ")[0]] += 1
+            run.rejections[verdict.reason.split(":")[0].split(" ")[0]] += 1
             return None
         side = OrderSide.BUY if d.action == Action.BUY else OrderSide.SELL
         price = self.costs.fill_price(quote, side)
         fee = self.costs.fee(price, verdict.qty)
-        qty = verdict.qty if side == OrderSide.BUY else -verdict.qty
-        st.position = Position(symbol=st.series.symbol, qty=qty, avg_price=price, opened_at=now,
-                               decision_id=d.decision_id, stop_loss=d.stop_loss, take_profit=d.take_profit,
-                               time_limit_bars=d.time_horizon_bars, llm_action=d.advice.decision if d.advice else None)
+        st.position = Position(symbol=st.series.symbol, qty=ledger.signed(side, verdict.qty), avg_price=price,
+                               opened_at=now, decision_id=d.decision_id, stop_loss=d.stop_loss,
+                               take_profit=d.take_profit, time_limit_bars=d.time_horizon_bars,
+                               llm_action=d.advice.decision if d.advice else None)
         st.entry_fee = fee
-        account.cash -= qty * price + fee
-        account.open_positions += 1
+        run.account = ledger.book_entry_fill(ledger.reserve(run.account, now), side, verdict.qty, price, fee)
         return None
 
-    def _close(self, st: SymbolState, pos: Position, account: AccountState, price: float, at: datetime,
+    def _close(self, st: SymbolState, pos: Position, run: _Run, price: float, at: datetime,
                reason: str) -> TradeOutcome:
-        """Close `pos`, the symbol's open position."""
-        fee = self.costs.fee(price, abs(pos.qty))
-        out = close_outcome(pos, price, at, fee, st.entry_fee, reason, pos.bars_held + 1)
-        account.cash += pos.qty * price - fee
-        account.book_equity += out.pnl
-        account.realized_today += out.pnl
-        account.open_positions -= 1
-        if reason == "stop_loss":
-            account.consecutive_stopouts += 1
-            if account.consecutive_stopouts >= self.cfg.risk.max_consecutive_stopouts:
-                account.cooldown_until = cooldown_end(at, self.cfg.risk.cooldown_bars)
-                account.consecutive_stopouts = 0
-        else:
-            account.consecutive_stopouts = 0
+        """Close `pos`, the symbol's open position, by the ledger's rules."""
+        done = ledger.book_close(self.cfg.risk, run.account, pos, exit_price=price,
+                                 exit_fee=self.costs.fee(price, abs(pos.qty)), entry_fee=st.entry_fee, reason=reason,
+                                 at=at)
+        run.account = done.account
         st.position, st.entry_fee = None, 0.0
-        return out
+        return done.outcome
 
     def _close_at_end(self, states: dict[str, SymbolState], run: _Run) -> None:
         """Close what is still open at the last close, so every trade has an outcome."""
@@ -254,7 +243,7 @@ class Backtester:
             if pos is not None:
                 last = len(st.c) - 1
                 side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-                run.trades.append(self._close(st, pos, run.account, self.costs.fill_price(st.c[last], side),
+                run.trades.append(self._close(st, pos, run, self.costs.fill_price(st.c[last], side),
                                               st.series.time(last), "end_of_data"))
 
     def _result(self, run: _Run, total: int) -> BacktestResult:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mytrader.models import Order, SentimentScore, TradeDecision
 
 __all__ = [
-    "BarSource", "Broker", "Clock", "ConverseClient", "DeadLetterQueue", "DecisionQueue", "KillSwitch", "MarketData",
+    "BarSource", "Broker", "Clock", "ConverseClient", "DeadLetterQueue", "DecisionQueue", "MarketData",
     "News", "Parameters", "PositionReporter", "PriceHistory", "QueuedMessage", "QuoteSource", "SentimentCache",
     "TokenBudget", "reports_positions",
 ]
@@ -107,16 +107,13 @@ def reports_positions(broker: object) -> TypeGuard[PositionReporter]:
 
 
 # -- run-time parameters -------------------------------------------------------------------------------
-class KillSwitch(Protocol):
-    def kill_switch(self, fresh: bool = True) -> bool:
-        """True when an operator halted new entries (exits still run)."""
+class Parameters(Protocol):
+    """Run-time parameters (SSM): MODE, ACTIVE_MODEL, SHADOW_MODEL, ... (the kill switch lives on the account in
+    the trade log; its SSM parameter is an operators' mirror, never read for a decision)."""
+
+    def get(self, key: str, fresh: bool = False, strict: bool = False) -> str:
+        """The value; unreadable -> the documented default, or with `strict` (a gate) the error is raised."""
         ...
-
-
-class Parameters(KillSwitch, Protocol):
-    """Run-time parameters (SSM): MODE, ACTIVE_MODEL, SHADOW_MODEL, KILL_SWITCH, ..."""
-
-    def get(self, key: str, fresh: bool = False) -> str: ...
 
 
 # -- the decisions queue -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from mytrader.adapters.aws.queue import send_decision
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.models import Action, DecisionStatus, Mode, StrategySignal, TradeDecision, make_decision_id
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, TRADE_LOG, parameter_names
+from mytrader.usecases.admission import MalformedMessage, parse_message
 
 
 class Ops:
@@ -40,7 +41,9 @@ class Ops:
         except LookupError:
             account = None
         rows = self.tl.position_rows()
-        return {"kill_switch": self._param("KILL_SWITCH"), "mode": self._param("MODE"),
+        halted = account["kill_switch"] if account else None
+        return {"kill_switch": "on" if halted else ("off" if halted is False else "(no account)"),
+                "kill_switch_mirror": self._param("KILL_SWITCH"), "mode": self._param("MODE"),
                 "active_model": self._param("ACTIVE_MODEL"), "previous_model": self._param("PREVIOUS_MODEL"),
                 "account": account, "positions": [json.loads(r["doc"]) for r in rows],
                 "closing": [{"symbol": r["sk"][4:], "close_order": r["closing_base"], "reason": r.get("closing_reason"),
@@ -52,6 +55,9 @@ class Ops:
                 "decisions_by_status": self.tl.count_by_status(), "queue_depth": depth}
 
     def set_kill_switch(self, on: bool) -> None:
+        """The kill switch lives on the account (the reservation of every entry is conditioned on it); the SSM
+        parameter is only a mirror for operators and dashboards, never read for a decision."""
+        self.tl.set_kill_switch(on)
         self.ssm.put_parameter(Name=self.params["KILL_SWITCH"], Value="on" if on else "off", Type="String",
                                Overwrite=True)
 
@@ -66,7 +72,7 @@ class Ops:
                 confidence=1.0, position_size_pct=0.0, reference_price=pos.avg_price, time_horizon_bars=1,
                 strategy=StrategySignal(action=Action.HOLD, confidence=1.0, reason="manual flatten"),
                 reason="ops flatten: close every position")
-            if self.tl.put_decision(d):
+            if self.tl.put_decision(d):  # the record first: the executor acts only on what was recorded
                 send_decision(self.sqs, self.queue_url(DECISIONS_QUEUE), d)
                 sent.append(d.decision_id)
         return sent
@@ -84,17 +90,37 @@ class Ops:
             if not msgs:
                 break
             for m in msgs:
-                try:
-                    d = TradeDecision.model_validate_json(m["Body"])
-                    self.tl.set_status(d.decision_id, DecisionStatus.PENDING, "redriven from the DLQ",
+                found = self._redrivable(m["Body"])
+                if found is not None:
+                    record, doc = found
+                    self.tl.set_status(record.decision_id, DecisionStatus.PENDING, "redriven from the DLQ",
                                        from_status=DecisionStatus.DEAD_LETTERED.value)
-                    group, dedup = d.symbol, f"{d.decision_id}-redrive-{stamp}"
+                    # a fresh pointer to the record (whatever the dead letter said), under a new dedup id
+                    send_decision(self.sqs, main, record, doc=doc, dedup_id=f"{record.decision_id}-redrive-{stamp}")
                     moved += 1
-                except ValueError:
+                else:  # names no recorded decision: back as it was, for the executor to dead-letter again
                     group = m.get("Attributes", {}).get("MessageGroupId", "unreadable")
-                    dedup = f"{m['MessageId']}-redrive-{stamp}"
+                    self.sqs.send_message(QueueUrl=main, MessageBody=m["Body"], MessageGroupId=group,
+                                          MessageDeduplicationId=f"{m['MessageId']}-redrive-{stamp}"[:128])
                     unreadable += 1
-                self.sqs.send_message(QueueUrl=main, MessageBody=m["Body"], MessageGroupId=group,
-                                      MessageDeduplicationId=dedup[:128])
                 self.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
         return {"redriven": moved, "unreadable_redriven": unreadable}
+
+    def _redrivable(self, body: str) -> tuple[TradeDecision, str] | None:
+        """The recorded decision a dead letter points to, with the record's stored document: from a pointer, or
+        from a whole decision as messages were before pointers (only its id is used). None when the body names no
+        readable record."""
+        try:
+            decision_id = parse_message(body).decision_id
+        except MalformedMessage:
+            try:
+                decision_id = TradeDecision.model_validate_json(body).decision_id
+            except ValueError:
+                return None
+        row = self.tl.get_decision_row(decision_id)
+        if row is None or not isinstance(row.get("doc"), str):
+            return None
+        try:
+            return TradeDecision.model_validate_json(row["doc"]), row["doc"]
+        except ValueError:
+            return None

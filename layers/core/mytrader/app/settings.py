@@ -1,14 +1,26 @@
 """Pipeline settings, parsed once from the environment the stack gives each function."""
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
 from mytrader.config import AdvisorSettings, RiskLimits, TradingConfig
-from mytrader.models import Mode
+from mytrader.models import Mode, Symbol
 from mytrader.stack_spec import FINETUNE_BASE_MODEL
+
+_SYMBOL = TypeAdapter(Symbol)
+
+
+def _is_symbol(s: str) -> bool:
+    try:
+        _SYMBOL.validate_python(s)
+        return True
+    except ValidationError:
+        return False
 
 
 class PipelineSettings(BaseModel):
@@ -37,6 +49,27 @@ class PipelineSettings(BaseModel):
     alarm_topic_arn: str = ""
     finetune_base_model: str = FINETUNE_BASE_MODEL
     state_machine_name: str = ""
+    # The symbols the executor may open positions in (env UNIVERSE: a JSON list or a comma list). Empty: not
+    # configured, and every entry is rejected. An unreadable value or entry fails closed without failing the
+    # function: it admits nothing (entries are rejected as outside the universe), and closes still run.
+    universe: frozenset[str] = frozenset()
+    decision_max_future_s: int = Field(300, ge=0)  # the executor rejects entries stamped later than now + this
+
+    @field_validator("universe", mode="before")
+    @classmethod
+    def _universe(cls, v: object) -> frozenset[str]:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v) if v.strip().startswith("[") else v.split(",")
+            except ValueError:
+                return frozenset()
+        if not isinstance(v, list | tuple | set | frozenset):
+            return frozenset()
+        return frozenset(s.strip() for s in v if isinstance(s, str) and _is_symbol(s.strip()))
+
+    @property
+    def decision_max_future(self) -> timedelta:
+        return timedelta(seconds=self.decision_max_future_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PipelineSettings:

@@ -109,11 +109,10 @@ def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None) -> C
     return CycleDeps(tradelog=tl, market=market_source(settings, aws), news=news_context(settings, aws),
                      advisor_client=aws.bedrock_runtime, queue=SqsDecisionQueue(aws.sqs, settings.decisions_queue_url),
                      s3=aws.s3, bucket=settings.data_bucket, params=params, settings=settings,
-                     budget=DynamoTokenBudget(aws.dynamodb, settings.trade_log_table,
-                                              settings.trading_config("consensus", "x").advisor.daily_token_budget))
+                     budget=DynamoTokenBudget(tl, settings.trading_config("consensus", "x").advisor.daily_token_budget))
 
 
-def broker(settings: PipelineSettings, aws: Aws, costs: Costs) -> Broker:
+def broker(settings: PipelineSettings, aws: Aws, costs: Costs, tradelog: TradeLog) -> Broker:
     if settings.broker == "alpaca":
         from mytrader.adapters.alpaca.broker import AlpacaBroker
 
@@ -121,15 +120,17 @@ def broker(settings: PipelineSettings, aws: Aws, costs: Costs) -> Broker:
         return AlpacaBroker(key, secret, base_url=settings.alpaca_trading_url, session=alpaca_http(key, secret))
     from mytrader.adapters.paper_broker import PaperBroker
 
-    return PaperBroker(aws.dynamodb, settings.trade_log_table, costs)
+    return PaperBroker(tradelog, costs)
 
 
 def _execution(settings: PipelineSettings, aws: Aws, params: Params, market: MarketData) -> ExecDeps:
-    cfg = settings.trading_config(params.get("MODE"), "n/a")
+    # The executor needs the risk limits and costs, not the mode: no parameter is read to build it.
+    cfg = settings.trading_config("consensus", "n/a")
     costs = Costs(cfg.fee_bps, cfg.slippage_bps)
-    execution = ExecDeps(tradelog=TradeLog(aws.dynamodb, settings.trade_log_table),
-                         broker=broker(settings, aws, costs), quotes=market, params=params, cfg=cfg,
-                         max_age=timedelta(seconds=DECISION_MAX_AGE_S), idempotent=settings.idempotency)
+    tl = TradeLog(aws.dynamodb, settings.trade_log_table)
+    execution = ExecDeps(tradelog=tl, broker=broker(settings, aws, costs, tl), quotes=market, cfg=cfg,
+                         max_age=timedelta(seconds=DECISION_MAX_AGE_S), universe=settings.universe,
+                         max_future=settings.decision_max_future)
     execution.tradelog.ensure_account(cfg.initial_equity)
     return execution
 

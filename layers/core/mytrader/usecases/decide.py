@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mytrader import ledger
 from mytrader.adapters.tradelog import TradeLog
-from mytrader.advisor.llm import LlmAdvisor
+from mytrader.advisor.llm import AdvisorStats, LlmAdvisor
 from mytrader.advisor.prompt import PromptInputs, system_prompt, user_prompt
 from mytrader.app.settings import PipelineSettings, response_mode_for
 from mytrader.config import AdvisorSettings, TradingConfig
@@ -31,6 +32,7 @@ from mytrader.models import (
     Action,
     DecisionStatus,
     LlmCall,
+    Mode,
     Position,
     QueryMemo,
     SentimentScore,
@@ -111,6 +113,7 @@ class SymbolOutcome(BaseModel):
     action: str | None = None
     llm: bool | None = None  # the advisor was asked
     fallback: bool | None = None  # ... and the decision fell back to the strategy
+    failed_closed: bool = Field(default=False, exclude=True)  # an entry refused because a gate was unreadable
 
 
 class CycleResult(BaseModel):
@@ -133,6 +136,8 @@ class CycleResult(BaseModel):
     injection_flags: int | None = None
     wall_ms: float = 0.0
     per_symbol: list[SymbolOutcome] | None = None
+    entries_failed_closed: int = 0
+    failed_closed_reason: str | None = None
 
     def response(self) -> dict[str, Any]:
         if self.status == "market_closed":
@@ -149,6 +154,7 @@ class _Cycle:
     deps: CycleDeps
     equity: float
     shadow: LlmAdvisor | None
+    refuse_entries: str | None = None  # a gate could not be read: why every entry is refused (exits still run)
 
 
 def run_cycle(ev: ScheduleEvent, deps: CycleDeps) -> CycleResult:
@@ -157,37 +163,52 @@ def run_cycle(ev: ScheduleEvent, deps: CycleDeps) -> CycleResult:
     if not cal.is_open(as_of):
         log.info("market closed at %s: no decisions", as_of.isoformat())
         return CycleResult(status="market_closed", as_of=as_of.isoformat(), decisions=0)
-    mode, model_id = deps.params.get("MODE"), deps.params.get("ACTIVE_MODEL")
-    cfg = deps.settings.trading_config(mode, model_id)
+    cfg, model_id, refuse_entries = _gated_config(deps)
     if not deps.memory.account_ready:
         deps.tradelog.ensure_account(cfg.initial_equity)
         deps.memory.account_ready = True
     if deps.memory.rolled_day != as_of.date().isoformat():
-        deps.tradelog.roll_day(as_of.date().isoformat())
+        deps.tradelog.begin_day(as_of.date().isoformat())
         deps.memory.rolled_day = as_of.date().isoformat()
     equity = deps.tradelog.account_state().book_equity
     positions = {p.symbol: p for p in deps.tradelog.positions()}  # one query and one batch read for the
     memos = deps.tradelog.memos(ev.universe)  # whole universe instead of two reads per symbol
     # LlmAdvisor still annotates its in-memory budget class; any ports.TokenBudget (exhausted/add) serves it
-    advisor = LlmAdvisor(deps.advisor_client, cfg.advisor, budget=cast("InMemoryTokenBudget | None", deps.budget))
+    advisor = None if refuse_entries else LlmAdvisor(deps.advisor_client, cfg.advisor,
+                                                     budget=cast("InMemoryTokenBudget | None", deps.budget))
     engine = DecisionEngine(cfg, advisor)
     shadow_id = deps.params.get("SHADOW_MODEL")
     shadow = None
     if shadow_id not in ("", "none", model_id):
         shadow = LlmAdvisor(deps.advisor_client, AdvisorSettings(model_id=shadow_id,
                                                                  response_mode=response_mode_for(shadow_id)))
-    cycle = _Cycle(as_of, cfg, engine, deps, equity, shadow)
+    cycle = _Cycle(as_of, cfg, engine, deps, equity, None if refuse_entries else shadow, refuse_entries)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(deps.settings.concurrency, len(ev.universe))) as pool:
         outcomes = list(pool.map(lambda s: _safe_symbol(cycle, s, positions.get(s), memos.get(s)), ev.universe))
     counts = Counter(o.result.value for o in outcomes)
-    stats = advisor.stats
+    stats = advisor.stats if advisor is not None else AdvisorStats()
     return CycleResult(status="ok", as_of=as_of.isoformat(), mode=cfg.mode.value, model_id=model_id,
                        decisions=len(outcomes), results=dict(counts), llm_calls=stats.calls, fallbacks=stats.fallbacks,
                        fallback_reasons=stats.fallback_reasons, input_tokens=stats.input_tokens,
                        output_tokens=stats.output_tokens, cost_usd=round(stats.cost_usd, 6),
                        injection_flags=stats.injection_flags,
-                       wall_ms=round((time.perf_counter() - started) * 1000, 1), per_symbol=outcomes)
+                       wall_ms=round((time.perf_counter() - started) * 1000, 1), per_symbol=outcomes,
+                       entries_failed_closed=sum(1 for o in outcomes if o.failed_closed),
+                       failed_closed_reason=refuse_entries)
+
+
+def _gated_config(deps: CycleDeps) -> tuple[TradingConfig, str, str | None]:
+    """The trading config from the mode and model parameters. A gate that cannot be read (throttled, deleted, not
+    a valid mode) fails closed: the cycle still decides in baseline mode without the advisor, so signal exits
+    go out, but every entry is refused with the reason (and counted)."""
+    try:
+        mode, model_id = deps.params.get("MODE", strict=True), deps.params.get("ACTIVE_MODEL", strict=True)
+        return deps.settings.trading_config(mode, model_id), model_id, None
+    except Exception as exc:  # any failure to read or parse a gate: no entries
+        reason = f"fail closed: trading parameters unreadable ({type(exc).__name__}: {exc})"[:300]
+        log.error(reason)
+        return deps.settings.trading_config(Mode.BASELINE.value, "none"), "none", reason
 
 
 def _safe_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: QueryMemo | None) -> SymbolOutcome:
@@ -235,6 +256,12 @@ def _cycle_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: Q
         deps.tradelog.put_decision(decision)
         return SymbolOutcome(symbol=symbol, result=SymbolResult.HOLD, decision_id=decision.decision_id, llm=llm,
                              fallback=fallback)
+    if cycle.refuse_entries and not (position is not None and ledger.reduces(decision.action, position.qty)):
+        refused = decision.model_copy(update={"status": DecisionStatus.SKIPPED,
+                                              "status_reason": cycle.refuse_entries})
+        deps.tradelog.put_decision(refused)
+        return SymbolOutcome(symbol=symbol, result=SymbolResult.SKIPPED, decision_id=decision.decision_id,
+                             reason=cycle.refuse_entries, failed_closed=True)
     created = deps.tradelog.put_decision(decision)
     if not created:
         row = deps.tradelog.get_decision_row(decision.decision_id)

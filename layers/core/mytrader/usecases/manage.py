@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
+from mytrader import ledger
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BROKER_DONE, BrokerOrder
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
@@ -18,7 +19,7 @@ from mytrader.ports import reports_positions
 from mytrader.usecases.execute import ExecDeps, close_position
 
 if TYPE_CHECKING:
-    from mytrader.adapters.tradelog import Item
+    from mytrader.adapters.tradelog import Row
     from mytrader.ports import BarSource, DeadLetterQueue, DecisionQueue, PositionReporter
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def run_outcomes(now: datetime, deps: ExecDeps, market: BarSource, queue: Decisi
                           position_mismatches=mismatches)
 
 
-def _check_exit(row: Item, now: datetime, deps: ExecDeps, market: BarSource, stops: _Stops) -> None:
+def _check_exit(row: Row, now: datetime, deps: ExecDeps, market: BarSource, stops: _Stops) -> None:
     """One held position against the last complete bar: closed on its stop, target or time limit, else held."""
     tl = deps.tradelog
     pos = Position.model_validate_json(row["doc"])
@@ -158,21 +159,14 @@ def reconcile_open_orders(tl: TradeLog, deps: ExecDeps, now: datetime) -> int:
         done = placed.status in BROKER_DONE
         if new_qty <= 0 and not done:
             continue
-        items: list[Item] = []
-        order_row: Item = {**row, "status": placed.status}
+        fill, position, order_row = None, None, dict(row)
         if new_qty > 0:
-            booked, fill = _book_new_fill(tl, decision_id, placed, pos, recorded, new_qty, now)
-            items += booked
+            fill, position = _new_fill(tl, decision_id, placed, pos, recorded, new_qty, now)
             order_row.update(filled_qty=placed.filled_qty, filled_notional=recorded.cost + new_qty * fill.price,
                              filled_fee=recorded.fee + fill.fee)
-        if done:
-            order_row = {k: v for k, v in order_row.items() if k not in ("gsi2pk", "gsi2sk")}
-            if placed.filled_qty <= 0:
-                items += [tl.account_update("ADD open_positions :m", {":m": -1}),
-                          tl.status_update(decision_id, DecisionStatus.REJECTED,
-                                           f"broker: order {placed.status}, nothing filled", from_status="EXECUTED")]
-        items.append(tl.put(order_row))
-        tl.transact(items)
+        tl.record_late_fill(decision_id, order_row, fill, position, opens=pos is None,
+                            take_slot=pos is None and recorded.qty > 0, done=done,
+                            nothing_filled=placed.filled_qty <= 0, status=placed.status)
         n += 1
     return n
 
@@ -185,7 +179,7 @@ class _Recorded:
     fee: float
 
     @classmethod
-    def of(cls, row: Item, pos: Position | None, pos_row: Item | None) -> _Recorded:
+    def of(cls, row: Row, pos: Position | None, pos_row: Row | None) -> _Recorded:
         # order rows written before they tracked what was recorded: the held position tells it
         qty = float(row.get("filled_qty", abs(pos.qty) if pos else 0.0))
         cost = float(row.get("filled_notional", qty * (pos.avg_price if pos else 0.0)))
@@ -194,37 +188,22 @@ class _Recorded:
         return cls(qty, cost, fee)
 
 
-def _book_new_fill(tl: TradeLog, decision_id: str, placed: BrokerOrder, pos: Position | None, recorded: _Recorded,
-                   new_qty: float, now: datetime) -> tuple[list[Item], Fill]:
-    """The fill since the last look, at its own price and fee: onto the held position, or opening it."""
+def _new_fill(tl: TradeLog, decision_id: str, placed: BrokerOrder, pos: Position | None, recorded: _Recorded,
+              new_qty: float, now: datetime) -> tuple[Fill, Position]:
+    """The fill since the last look, at its own price and fee, and the position it grows (or opens)."""
     side = OrderSide(placed.side)
-    sign = 1 if side == OrderSide.BUY else -1
     price = (placed.fill_price() * placed.filled_qty - recorded.cost) / new_qty
     fee = max(0.0, placed.fee - recorded.fee)
     fill = Fill(client_order_id=placed.client_order_id, symbol=placed.symbol, side=side, qty=new_qty,
                 price=round(price, 6), fee=fee, filled_at=now)
-    items: list[Item] = []
     if pos is not None:
         held = abs(pos.qty)
         avg = (pos.avg_price * held + fill.price * new_qty) / (held + new_qty)
-        position = tl.position_grows(pos.model_copy(update={"qty": sign * (held + new_qty),
-                                                            "avg_price": round(avg, 6)}), fee)
-    else:
-        d = tl.get_decision(decision_id)
-        opened = Position(symbol=placed.symbol, qty=sign * new_qty, avg_price=fill.price, opened_at=now,
+        return fill, pos.model_copy(update={"qty": ledger.signed(side, held + new_qty), "avg_price": round(avg, 6)})
+    d = tl.get_decision(decision_id)
+    return fill, Position(symbol=placed.symbol, qty=ledger.signed(side, new_qty), avg_price=fill.price, opened_at=now,
                           decision_id=decision_id, stop_loss=d.stop_loss if d else None,
-                          take_profit=d.take_profit if d else None,
-                          time_limit_bars=d.time_horizon_bars if d else 10)
-        position = tl.put({"pk": tl.acct_pk, "sk": f"POS#{placed.symbol}", "doc": opened.model_dump_json(),
-                           "entry_fee": fee, "qty": opened.qty}, condition="attribute_not_exists(pk)")
-        if recorded.qty > 0:  # earlier fills were held and closed meanwhile (a stop): a new slot is taken
-            items.append(tl.account_update("ADD open_positions :one", {":one": 1}))
-    items += [
-        tl.put(tl.fill_item(decision_id, fill, seq=int(recorded.qty * 1000) + 2)),
-        position,
-        tl.account_update("ADD cash :c", {":c": -(sign * new_qty * fill.price) - fee}),
-    ]
-    return items, fill
+                          take_profit=d.take_profit if d else None, time_limit_bars=d.time_horizon_bars if d else 10)
 
 
 def mark_dead_letters(tl: TradeLog, dead_letters: DeadLetterQueue | None) -> int:

@@ -46,8 +46,7 @@ def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestRes
     states = tl.count_by_status()
     decisions = sum(states.values())
     rejected = tl.decisions_by_status("REJECTED")
-    ledger = PaperBroker(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"],
-                         Costs(cfg.fee_bps, cfg.slippage_bps)).ledger()
+    ledger = PaperBroker(tl, Costs(cfg.fee_bps, cfg.slippage_bps)).ledger()
     per_coid = Counter(o.client_order_id for o in ledger)
     outcomes = sorted(tl.outcomes(), key=lambda o: (o.exit_ts, o.symbol))
     fills = tl.fills()

@@ -4,19 +4,31 @@
   bedrock  POST /model/<id>/converse ....... LocalBedrockRuntime (moto has no Converse)
   bedrock  custom-model deployments ........ LocalBedrockControl (moto has none); the rest -> moto
   lambda   POST .../functions/<f>/invocations LambdaBridge (moto needs Docker to run code)
+  dynamodb ................................ moto's WSGI app, one request at a time, with injectable conflicts
   everything else ......................... moto's WSGI app, in process
 
 boto3 reaches it through AWS_ENDPOINT_URL; moto's Step Functions engine through MOTO_PORT, which is set
 to this endpoint's port so its task calls route the same way. No handler knows it is local.
+
+DynamoDB is linearizable per item; moto's backend is not thread-safe (a failed TransactWriteItems even put back
+a copy of whole tables taken before it ran, erasing the writes other threads made meanwhile). The endpoint
+serialises every DynamoDB request under one lock, a fair local stand-in; no other service takes it.
+`Router.dynamodb_faults` (a `DynamoFaults`) answers a share of writes with the conflicts DynamoDB reports under
+contention, so the callers' retry paths run: conditions are always moto's real ones, only conflicts are injected.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
+import uuid
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -42,6 +54,78 @@ class KeepAliveHandler(WSGIRequestHandler):
         pass
 
 
+_DDB_ERROR = "com.amazonaws.dynamodb.v20120810#"
+_CONFLICT = "Transaction is ongoing for the item"
+_SINGLE_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+
+
+@dataclass
+class DynamoFaults:
+    """Conflicts injected into the embedded DynamoDB, as DynamoDB reports them when writes contend:
+
+      transaction_conflict_rate .. share of TransactWriteItems cancelled (TransactionCanceledException, nothing
+                                   applied) with CancellationReasons `TransactionConflict` for one item, chosen
+                                   at random, and `None` for the others;
+      write_conflict_rate ........ share of PutItem / UpdateItem / DeleteItem answered TransactionConflictException
+                                   (the item is in a transaction under way), nothing written.
+
+    Seeded: the same sequence of requests meets the same faults. Rates may be changed while requests run.
+    `seen[op]` counts the requests of each operation considered, `injected[op]` those answered with a fault.
+    Counters and draws are updated under the endpoint's DynamoDB lock."""
+
+    transaction_conflict_rate: float = 0.0
+    write_conflict_rate: float = 0.0
+    seed: int = 0
+    seen: Counter[str] = field(default_factory=Counter)
+    injected: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def answer(self, operation: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
+        """The fault response for this request, or None to let moto serve it."""
+        if operation == "TransactWriteItems" and self.transaction_conflict_rate > 0:
+            self.seen[operation] += 1
+            if self._rng.random() >= self.transaction_conflict_rate:
+                return None
+            items = _transact_items(environ)
+            if not 0 < items <= 100:  # malformed: DynamoDB refuses it before any conflict, so does moto
+                return None
+            reasons: list[dict[str, str]] = [{"Code": "None"}] * items
+            reasons[self._rng.randrange(items)] = {"Code": "TransactionConflict", "Message": _CONFLICT}
+            self.injected[operation] += 1
+            codes = ", ".join(r["Code"] for r in reasons)
+            return _ddb_error("TransactionCanceledException", {
+                "CancellationReasons": reasons,
+                "Message": f"Transaction cancelled, please refer cancellation reasons for specific reasons [{codes}]"})
+        if operation in _SINGLE_WRITES and self.write_conflict_rate > 0:
+            self.seen[operation] += 1
+            if self._rng.random() >= self.write_conflict_rate:
+                return None
+            self.injected[operation] += 1
+            return _ddb_error("TransactionConflictException", {"message": _CONFLICT})
+        return None
+
+
+def _transact_items(environ: dict[str, Any]) -> int:
+    """How many items the request's transaction has (the body is read: the request is answered here)."""
+    try:
+        body = json.loads(Request(environ).get_data() or b"{}")
+        items = body.get("TransactItems")
+        return len(items) if isinstance(items, list) else 0
+    except ValueError:
+        return 0
+
+
+def _ddb_error(code: str, fields: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """A DynamoDB error as the service sends it: JSON 1.0 body with the fully qualified `__type` and the error
+    shape's members (botocore's service model: TransactionCanceledException has `Message` and
+    `CancellationReasons`, TransactionConflictException `message`), and the headers moto sends too."""
+    body = json.dumps({"__type": _DDB_ERROR + code, **fields}).encode()
+    return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-ErrorType": code,
+                 "x-amzn-RequestId": uuid.uuid4().hex.upper(), "x-amz-crc32": str(zlib.crc32(body))}, body
+
+
 class Router:
     def __init__(self, moto_app, comprehend: LocalComprehend, runtime: LocalBedrockRuntime, bridge: LambdaBridge,
                  control=None):
@@ -51,7 +135,9 @@ class Router:
         self._apps: dict[str, Any] = {}  # service -> moto backend's WSGI app
         self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
         self.faults_injected: dict[str, int] = {}
-        self._rng = __import__("random").Random(5)
+        self._rng = random.Random(5)
+        self.dynamodb_faults: DynamoFaults | None = None  # conflicts injected into DynamoDB writes
+        self._dynamodb_lock = threading.Lock()  # every request to moto's DynamoDB, one at a time
 
     def __call__(self, environ, start_response):
         service, _ = sigv4_service(environ.get("HTTP_AUTHORIZATION", ""))
@@ -84,8 +170,28 @@ class Router:
             app = self._apps.get(service)
             if app is None:
                 app = self._apps[service] = self.moto_app.get_application(environ)
+            if service == "dynamodb":
+                return self._dynamodb(app, environ, start_response)
             return app(environ, start_response)
         return self.moto_app(environ, start_response)
+
+    def _dynamodb(self, app, environ, start_response):
+        """One DynamoDB request at a time, its response body produced under the lock too; or an injected fault."""
+        with self._dynamodb_lock:
+            faults = self.dynamodb_faults
+            if faults is not None:
+                operation = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+                fault = faults.answer(operation, environ)
+                if fault is not None:
+                    status, headers, body = fault
+                    return Response(body, status=status, headers=headers)(environ, start_response)
+            chunks = app(environ, start_response)
+            try:
+                return [b"".join(chunks)]
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
 
 
 def _throttle(service: str):

@@ -31,6 +31,9 @@ DRIVER_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 REPO = Path(__file__).resolve().parents[4]
 LAMBDAS = REPO / "lambdas"
 STATE_MACHINE_FILE = REPO / "layers" / "core" / "mytrader" / "data" / "finetune.asl.json"
+# The symbols the executor may open positions in (env UNIVERSE): the demo's and the tests'. A run trading others
+# passes its own, e.g. create(extra_env={"UNIVERSE": json.dumps(symbols)}).
+DEFAULT_UNIVERSE = ("NVDA", "ORCL", "AAPL", "MSFT", "AMZN", "GOOGL")
 
 
 @dataclass
@@ -89,6 +92,7 @@ class LocalStack:
             "NEWS_SOURCE": "none", "SENTIMENT_SCORER": "comprehend", "BROKER_SECRET_ARN": secret["ARN"],
             "ALARM_TOPIC_ARN": self.topic_arn, "STATE_MACHINE_NAME": f"{self.prefix}-{STATE_MACHINE_NAME}",
             "BEDROCK_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-bedrock-customization",
+            "UNIVERSE": json.dumps(list(DEFAULT_UNIVERSE)),
             **extra_env,
         }
         self.register_functions()

@@ -9,6 +9,7 @@ from mytrader.stack_spec import SENTIMENT_TTL_S
 
 if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import DynamoDBClient
+    from mytrader.adapters.tradelog import TradeLog
 
 
 class DynamoSentimentCache:
@@ -36,17 +37,13 @@ class DynamoSentimentCache:
 
 
 class DynamoTokenBudget:
-    """The advisor's daily token budget, shared by every container through a counter item."""
+    """The advisor's daily token budget, shared by every container through a counter item in the trade log."""
 
-    def __init__(self, client: DynamoDBClient, table: str, daily_limit: int):
-        self.db, self.table, self.daily_limit = client, table, daily_limit
+    def __init__(self, tradelog: TradeLog, daily_limit: int):
+        self.tradelog, self.daily_limit = tradelog, daily_limit
 
     def exhausted(self, day: str) -> bool:
-        if self.daily_limit <= 0:
-            return False
-        resp = self.db.get_item(TableName=self.table, Key={"pk": {"S": "BUDGET#tokens"}, "sk": {"S": f"DAY#{day}"}})
-        return int(resp.get("Item", {}).get("tokens", {}).get("N", "0")) >= self.daily_limit
+        return self.daily_limit > 0 and self.tradelog.tokens_used(day) >= self.daily_limit
 
     def add(self, day: str, tokens: int) -> None:
-        self.db.update_item(TableName=self.table, Key={"pk": {"S": "BUDGET#tokens"}, "sk": {"S": f"DAY#{day}"}},
-                            UpdateExpression="ADD tokens :t", ExpressionAttributeValues={":t": {"N": str(tokens)}})
+        self.tradelog.add_tokens(day, tokens)

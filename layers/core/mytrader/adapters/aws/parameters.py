@@ -24,19 +24,18 @@ class Params:
         self.max_age = settings.params_max_age_s
         self._ssm: SSMProvider = SSMProvider(boto3_client=ssm_client)
 
-    def get(self, key: str, fresh: bool = False) -> str:
+    def get(self, key: str, fresh: bool = False, strict: bool = False) -> str:
+        """The parameter's value. Unreadable (throttled, deleted, not text): its documented default — unless
+        `strict`, for the values that gate entries, where the error is raised so the caller fails closed."""
         try:
             value = self._ssm.get(self.names[key], max_age=0 if fresh else self.max_age, force_fetch=fresh)
             if not isinstance(value, str):
                 raise TypeError(f"parameter {self.names[key]} is not a string")
             return value
         except Exception:
-            if key in PARAMETER_DEFAULTS:
+            if key in PARAMETER_DEFAULTS and not strict:
                 return PARAMETER_DEFAULTS[key]
             raise
-
-    def kill_switch(self, fresh: bool = True) -> bool:
-        return self.get("KILL_SWITCH", fresh=fresh).strip().lower() in ("on", "true", "1", "halt")
 
 
 class ReplayClock:

@@ -1,20 +1,39 @@
 """The decisions queue and its DLQ on SQS: one message per actionable decision, grouped by symbol, deduplicated by
-decision id (the adapters of the DecisionQueue and DeadLetterQueue ports)."""
+decision id (the adapters of the DecisionQueue and DeadLetterQueue ports).
+
+The message is a pointer to the decision record, never the decision: {"decision_id", "symbol", "action", "digest"},
+the digest being that of the record's stored document (usecases/admission.py). The executor reads the record and
+executes it only if the pointer matches it.
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mytrader.models import DecisionStatus
 from mytrader.ports import QueuedMessage
+from mytrader.usecases.admission import DecisionMessage, message_for
 
 if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import SQSClient
     from mytrader.models import TradeDecision
 
 
-def send_decision(sqs: SQSClient, queue_url: str, decision: TradeDecision) -> None:
-    body = decision.model_dump_json(exclude={"features", "prompt_inputs"})
-    sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId=decision.symbol,
-                     MessageDeduplicationId=decision.decision_id)
+def recorded_doc(decision: TradeDecision) -> str:
+    """The document the trade log stores for this decision when it records it PENDING (TradeLog.decision_item:
+    the decision's JSON as decided, status PENDING, no status reason). A decision read back from the log carries
+    the row's current status and reason; they are not part of the stored document."""
+    return decision.model_copy(update={"status": DecisionStatus.PENDING, "status_reason": ""}).model_dump_json()
+
+
+def send_decision(sqs: SQSClient, queue_url: str, decision: TradeDecision, doc: str | None = None,
+                  dedup_id: str | None = None) -> DecisionMessage:
+    """Sends the pointer to the recorded `decision`; `doc`: the record's stored document when the caller has it
+    (by default the one `recorded_doc` rebuilds). Grouped by symbol, deduplicated by decision id (`dedup_id`: a
+    deliberate re-send, as a DLQ redrive, within the 5-minute deduplication window)."""
+    message = message_for(decision, recorded_doc(decision) if doc is None else doc)
+    sqs.send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json(), MessageGroupId=message.symbol,
+                     MessageDeduplicationId=(dedup_id or message.decision_id)[:128])
+    return message
 
 
 class SqsDecisionQueue:

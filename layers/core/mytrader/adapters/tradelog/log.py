@@ -1,0 +1,513 @@
+"""The trade log: one table (single-table design), reached only through intent methods.
+
+Access patterns (also in the README):
+  decision by id ............. pk=DEC#<id>            sk=DECISION
+  decisions of a symbol ...... gsi1pk=SYM#<symbol>    gsi1sk=<bar_ts>
+  decisions by status ........ gsi2pk=STATUS#<status> gsi2sk=<bar_ts>#<id>   (PENDING re-send, terminal counts)
+  order / fills / outcome .... pk=DEC#<id>            sk=ORDER | FILL#<n> | OUTCOME
+  open orders ................ gsi2pk=ORDERS#OPEN     gsi2sk=<id>
+  fills over time ............ gsi1pk=FILLS#<acct>    gsi1sk=<filled_at>#<id>
+  outcomes over time ......... gsi1pk=OUTCOMES#<acct> gsi1sk=<exit_ts>#<symbol>
+  account state .............. pk=ACCOUNT#<acct>      sk=STATE   (ledger fields, kill switch, version)
+  positions, symbol claims ... pk=ACCOUNT#<acct>      sk=POS#<symbol> | CLAIM#<symbol>
+  advisor memo per symbol .... pk=SYMBOL#<symbol>     sk=MEMO
+  shadow predictions ......... pk=DEC#<id>            sk=SHADOW#<model_id>
+  orphan messages ............ pk=ORPHAN#<id>         sk=<message id>
+  paper broker's book ........ pk=BROKER#paper        sk=ORDER#<broker id>, gsi1pk=COID#<client order id>
+  advisor token budget ....... pk=BUDGET#tokens       sk=DAY#<day>
+
+Every write of the account state is the ledger's function applied to the state as read, written under the
+condition that its `version` is still the one read (optimistic concurrency); a lost race re-reads and retries.
+An entry's reservation additionally restates each hard limit as a condition on the stored state
+(`RESERVE_CONDITIONS`) and claims the symbol, so a limit holds even against a caller whose own check was wrong.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from mytrader import ledger
+from mytrader.adapters.tradelog.store import Cond, DynamoStore, MemoryStore, Op, Row, TransactionCancelled, Update
+from mytrader.config import RiskLimits
+from mytrader.models import DecisionStatus, Fill, Order, Position, QueryMemo, TradeDecision, TradeOutcome
+from mytrader.risk import AccountState
+
+if TYPE_CHECKING:
+    from mytrader.adapters.aws.clients import DynamoDBClient
+
+STATE_ATTEMPTS = 8  # optimistic writes of the account state lost to concurrent writers before giving up
+
+
+class StateConflict(Exception):
+    """The account state changed between read and write more often than STATE_ATTEMPTS: retry later."""
+
+
+class AlreadyReserved(Exception):
+    """This decision's order record exists: another delivery of it is (or was) executing."""
+
+
+class SymbolBusy(Exception):
+    """The symbol is claimed by a position or a working order."""
+
+
+class NotPending(Exception):
+    """The decision is no longer PENDING (another run finished it)."""
+
+
+@dataclass(frozen=True)
+class ReserveParams:
+    """What the reservation's conditions compare the stored account state with."""
+
+    expected: AccountState  # the state the verdict was computed from
+    limits: RiskLimits
+    now: datetime
+    notional: float  # qty x quote of the order
+
+    @property
+    def day(self) -> str:
+        return ledger.day_of(self.now)
+
+
+# The reservation's conditions on the stored account state, each one a hard limit (or the optimistic version).
+# Removing any one of them lets some interleaving break an invariant: tests/unit/test_tradelog_contract.py
+# proves it for each.
+RESERVE_CONDITIONS: dict[str, Callable[[ReserveParams], Cond]] = {
+    "version": lambda p: Cond.cmp("version", "eq", p.expected.version),
+    "kill_switch_off": lambda p: Cond.cmp("kill_switch", "eq", False),
+    "day_not_tripped": lambda p: Cond.cmp("tripped_day", "ne", p.day),
+    "daily_loss": lambda p: Cond.cmp("realized_today", "gt", ledger.daily_loss_floor(p.limits, p.expected)),
+    "open_slots": lambda p: Cond.cmp("open_positions", "lt", p.limits.max_open_positions),
+    "minute_window": lambda p: Cond.any_of(Cond.cmp("orders_minute", "ne", ledger.minute_of(p.now)),
+                                           Cond.cmp("orders_this_minute", "lt", p.limits.max_orders_per_minute)),
+    "no_cooldown": lambda p: Cond.any_of(Cond.cmp("cooldown_until", "eq", ""),
+                                         Cond.cmp("cooldown_until", "le", p.now.isoformat())),
+    "sizing_equity": lambda p: Cond.cmp("book_equity", "ge",
+                                        p.notional * 100 / p.limits.max_position_pct - 1e-6),
+    "cash": lambda p: Cond.cmp("cash", "ge", p.notional),
+}
+
+
+def state_row(state: AccountState) -> dict[str, Any]:
+    """The ledger fields of the account state item, as stored."""
+    return {"cash": state.cash, "book_equity": state.book_equity, "open_positions": state.open_positions,
+            "realized_total": state.realized_total, "day": state.day, "day_start_equity": state.day_start_equity,
+            "realized_today": state.realized_today, "orders_minute": state.orders_minute,
+            "orders_this_minute": state.orders_this_minute, "consecutive_stopouts": state.consecutive_stopouts,
+            "cooldown_until": state.cooldown_until.isoformat() if state.cooldown_until else "",
+            "tripped_day": state.tripped_day, "kill_switch": state.kill_switch}
+
+
+def parse_state(row: Row) -> AccountState:
+    """The stored state. A kill switch that is missing or not a boolean reads as ON: it fails closed."""
+    kill = row.get("kill_switch")
+    return AccountState(cash=row["cash"], book_equity=row["book_equity"], open_positions=int(row["open_positions"]),
+                        day=row.get("day", ""), day_start_equity=row.get("day_start_equity", 0.0),
+                        realized_today=row.get("realized_today", 0.0), realized_total=row.get("realized_total", 0.0),
+                        orders_minute=row.get("orders_minute", ""),
+                        orders_this_minute=int(row.get("orders_this_minute", 0)),
+                        consecutive_stopouts=int(row.get("consecutive_stopouts", 0)),
+                        cooldown_until=row.get("cooldown_until") or None, tripped_day=row.get("tripped_day", ""),
+                        kill_switch=kill is not False, version=int(row.get("version", 0)))
+
+
+class TradeLog:
+    """`TradeLog(store)`, or `TradeLog(dynamodb_client, table_name)` for the DynamoDB table."""
+
+    def __init__(self, store: DynamoStore | MemoryStore | DynamoDBClient, table: str | None = None,
+                 account: str = "main"):
+        if isinstance(store, DynamoStore | MemoryStore):
+            self.store: DynamoStore | MemoryStore = store
+        elif table is None:
+            raise TypeError("TradeLog(client, table): a DynamoDB client needs its table name")
+        else:
+            self.store = DynamoStore(store, table)
+        self.account = account
+        self.acct_pk = f"ACCOUNT#{account}"
+
+    @classmethod
+    def in_memory(cls, account: str = "main") -> TradeLog:
+        """The in-memory twin with the same contract (unit tests, property tests)."""
+        return cls(MemoryStore(), account)
+
+    # -- keys ----------------------------------------------------------------------------------------
+    @property
+    def _state_key(self) -> tuple[str, str]:
+        return (self.acct_pk, "STATE")
+
+    def _pos_key(self, symbol: str) -> tuple[str, str]:
+        return (self.acct_pk, f"POS#{symbol}")
+
+    def _claim_key(self, symbol: str) -> tuple[str, str]:
+        return (self.acct_pk, f"CLAIM#{symbol}")
+
+    @staticmethod
+    def _dec_key(decision_id: str) -> tuple[str, str]:
+        return (f"DEC#{decision_id}", "DECISION")
+
+    # -- decisions -----------------------------------------------------------------------------------
+    @staticmethod
+    def decision_row(d: TradeDecision) -> Row:
+        return {"pk": f"DEC#{d.decision_id}", "sk": "DECISION", "gsi1pk": f"SYM#{d.symbol}",
+                "gsi1sk": d.bar_ts.isoformat(), "gsi2pk": f"STATUS#{d.status.value}",
+                "gsi2sk": f"{d.bar_ts.isoformat()}#{d.decision_id}", "symbol": d.symbol, "status": d.status.value,
+                "status_reason": d.status_reason, "action": d.action.value, "bar_ts": d.bar_ts.isoformat(),
+                "decided_at": d.decided_at.isoformat(), "model_id": d.llm.model_id if d.llm else None,
+                "prompt_hash": d.llm.prompt_hash if d.llm else None, "cost_usd": d.llm.cost_usd if d.llm else 0.0,
+                "doc": d.model_dump_json()}
+
+    def put_decision(self, d: TradeDecision) -> bool:
+        """Conditional put; False when a record with this decision_id already exists."""
+        return self.store.write(Op.put(self.decision_row(d), Cond.missing()))
+
+    def put_skip(self, decision_id: str, symbol: str, bar_ts: str, reason: str, decided_at: str) -> bool:
+        """A cycle that produced no decision (bad data, calendar) still leaves one terminal record."""
+        row = {"pk": f"DEC#{decision_id}", "sk": "DECISION", "gsi1pk": f"SYM#{symbol}", "gsi1sk": bar_ts,
+               "gsi2pk": "STATUS#SKIPPED", "gsi2sk": f"{bar_ts}#{decision_id}", "symbol": symbol, "status": "SKIPPED",
+               "status_reason": reason, "action": "HOLD", "bar_ts": bar_ts, "decided_at": decided_at}
+        return self.store.write(Op.put(row, Cond.missing()))
+
+    def get_decision_row(self, decision_id: str) -> Row | None:
+        return self.store.get(self._dec_key(decision_id), consistent=True)
+
+    def get_decision(self, decision_id: str) -> TradeDecision | None:
+        row = self.get_decision_row(decision_id)
+        if row is None or "doc" not in row:
+            return None
+        d = TradeDecision.model_validate_json(row["doc"])
+        return d.model_copy(update={"status": DecisionStatus(row["status"]),
+                                    "status_reason": row.get("status_reason", "")})
+
+    def _status_op(self, decision_id: str, status: DecisionStatus, reason: str,
+                   from_status: str = "PENDING") -> Op:
+        return Op.upd(self._dec_key(decision_id),
+                      Update(set={"status": status.value, "gsi2pk": f"STATUS#{status.value}",
+                                  "status_reason": reason[:500]}),
+                      Cond.cmp("status", "eq", from_status))
+
+    def mark_terminal(self, decision_id: str, status: DecisionStatus, reason: str,
+                      from_status: str = "PENDING") -> bool:
+        """Moves a decision to `status`, only from `from_status`; False if it was not there."""
+        return self.store.write(self._status_op(decision_id, status, reason, from_status))
+
+    set_status = mark_terminal  # the name the use cases grew up with
+
+    def decisions_by_status(self, status: str, before: str | None = None) -> list[Row]:
+        return self.store.query_index("gsi2", f"STATUS#{status}", sk_below=before)
+
+    def count_by_status(self) -> dict[str, int]:
+        return {s.value: len(self.decisions_by_status(s.value)) for s in DecisionStatus}
+
+    def decisions_of(self, symbol: str) -> list[Row]:
+        return self.store.query_index("gsi1", f"SYM#{symbol}")
+
+    def put_orphan(self, decision_id: str, message_id: str, reason: str, at: datetime) -> None:
+        """A message whose decision the decision cycle never wrote: kept for inspection, never executed."""
+        self.store.write(Op.put({"pk": f"ORPHAN#{decision_id or '-'}", "sk": message_id or "-", "reason": reason[:500],
+                                 "gsi1pk": f"ORPHANS#{self.account}", "gsi1sk": at.isoformat()}))
+
+    def orphans(self) -> list[Row]:
+        return self.store.query_index("gsi1", f"ORPHANS#{self.account}")
+
+    # -- the account ---------------------------------------------------------------------------------
+    def ensure_account(self, initial_equity: float) -> None:
+        state = ledger.new_account(initial_equity)
+        self.store.write(Op.put({"pk": self.acct_pk, "sk": "STATE", **state_row(state), "version": 0},
+                                Cond.missing()))
+
+    def account_state(self) -> AccountState:
+        row = self.store.get(self._state_key, consistent=True)
+        if row is None:
+            raise LookupError("account not initialised: run the stack set-up")
+        return parse_state(row)
+
+    def _write_state(self, old: AccountState, new: AccountState) -> Op:
+        return Op.upd(self._state_key, Update(set={**state_row(new), "version": old.version + 1}),
+                      Cond.cmp("version", "eq", old.version))
+
+    def _with_state(self, change: Callable[[AccountState], tuple[AccountState, list[Op]] | None]) -> AccountState:
+        """Read the state, let `change` compute the new state and the other items of the transaction, write all
+        under the version read; a lost race re-reads. `change` returning None means nothing to write."""
+        for _ in range(STATE_ATTEMPTS):
+            old = self.account_state()
+            planned = change(old)
+            if planned is None:
+                return old
+            new, ops = planned
+            try:
+                self.store.transact([self._write_state(old, new), *ops])
+                return new.model_copy(update={"version": old.version + 1})
+            except TransactionCancelled as exc:
+                if exc.reasons[0] in ("ConditionalCheckFailed", "TransactionConflict") and not any(
+                        r == "ConditionalCheckFailed" for r in exc.reasons[1:]):
+                    continue
+                raise
+        raise StateConflict(f"account state changed {STATE_ATTEMPTS} times while writing")
+
+    def begin_day(self, day: str) -> AccountState:
+        """The first event of a later day restarts the day's realised P&L (idempotent per day)."""
+        return self._with_state(lambda s: (ledger.roll_day(s, day), []) if s.day < day else None)
+
+    def set_kill_switch(self, on: bool) -> AccountState:
+        """`ops halt` / `ops resume`: entries stop (or resume) at the next reservation; exits always run."""
+        return self._with_state(lambda s: (s.model_copy(update={"kill_switch": on}), [])
+                                if s.kill_switch != on else None)
+
+    def trip_daily_loss(self, day: str) -> AccountState:
+        return self._with_state(lambda s: (ledger.trip_daily_loss(s), [])
+                                if s.day == day and s.tripped_day != day else None)
+
+    # -- entries -------------------------------------------------------------------------------------
+    def symbol_claimed(self, symbol: str) -> bool:
+        return self.store.get(self._claim_key(symbol), consistent=True) is not None
+
+    def reserve_entry(self, decision_id: str, order: Order, quote: float, params: ReserveParams) -> AccountState:
+        """Takes a position slot and the symbol for this decision's order, in one transaction with the order
+        record, conditioned on every hard limit (RESERVE_CONDITIONS) and on the decision still being PENDING.
+        Raises AlreadyReserved, SymbolBusy, NotPending, or StateConflict (re-read, re-check, retry)."""
+        new = ledger.reserve(params.expected, params.now)
+        order_row = {"pk": f"DEC#{decision_id}", "sk": "ORDER", "status": "submitting",
+                     "client_order_id": order.client_order_id, "symbol": order.symbol, "doc": order.model_dump_json(),
+                     "qty": order.qty, "quote": quote}
+        state = Op.upd(self._state_key, Update(set={**state_row(new), "version": params.expected.version + 1}),
+                       *(make(params) for make in RESERVE_CONDITIONS.values()))
+        ops = [Op.put(order_row, Cond.missing()),
+               Op.put({"pk": self.acct_pk, "sk": f"CLAIM#{order.symbol}", "owner": decision_id}, Cond.missing()),
+               state, Op.check(self._dec_key(decision_id), Cond.cmp("status", "eq", "PENDING"))]
+        try:
+            self.store.transact(ops)
+        except TransactionCancelled as exc:
+            failed = [i for i, r in enumerate(exc.reasons) if r == "ConditionalCheckFailed"]
+            if 0 in failed:
+                raise AlreadyReserved(decision_id) from None
+            if 3 in failed:
+                raise NotPending(decision_id) from None
+            if 1 in failed:
+                raise SymbolBusy(order.symbol) from None
+            raise StateConflict("account state changed since it was read") from None
+        return new.model_copy(update={"version": params.expected.version + 1})
+
+    def release_entry(self, decision_id: str, symbol: str, order_status: str, reason: str) -> None:
+        """An entry that will never fill (the broker refused it): its slot and the symbol are given back, the
+        order record ends with the broker's status and the decision is REJECTED with the reason."""
+        def change(s: AccountState) -> tuple[AccountState, list[Op]]:
+            return ledger.release(s), [
+                Op.delete(self._claim_key(symbol)),
+                Op.upd((f"DEC#{decision_id}", "ORDER"),
+                       Update(set={"status": order_status}, remove=("gsi2pk", "gsi2sk")), Cond.exists()),
+                self._status_op(decision_id, DecisionStatus.REJECTED, reason)]
+        self._with_state(change)
+
+    def order(self, decision_id: str) -> Row | None:
+        return self.store.get((f"DEC#{decision_id}", "ORDER"), consistent=True)
+
+    def record_entry_accepted(self, decision: TradeDecision, order: Order, quote: float) -> None:
+        """The broker accepted the order and nothing has filled yet: it is working, outcomes reconciles it."""
+        row = {"pk": f"DEC#{decision.decision_id}", "sk": "ORDER", "status": "accepted",
+               "client_order_id": order.client_order_id, "symbol": order.symbol, "doc": order.model_dump_json(),
+               "qty": order.qty, "quote": quote, "gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id,
+               "filled_qty": 0.0, "filled_notional": 0.0, "filled_fee": 0.0}
+        self.store.transact([Op.put(row), self._status_op(decision.decision_id, DecisionStatus.EXECUTED,
+                                                          "order accepted, awaiting fill")])
+
+    def record_entry_fill(self, decision: TradeDecision, order: Order, fill: Fill, position: Position,
+                          quote: float, order_status: str) -> bool:
+        """The entry's fill: the position, the cash (ledger), the fill and the order's progress, and the decision
+        EXECUTED, in one transaction. False if this fill was recorded already (a redelivery)."""
+        working = order_status != "filled"
+        order_row = {"pk": f"DEC#{decision.decision_id}", "sk": "ORDER", "status": order_status,
+                     "client_order_id": order.client_order_id, "symbol": order.symbol, "doc": order.model_dump_json(),
+                     "qty": order.qty, "quote": quote, "filled_qty": fill.qty, "filled_notional": fill.qty * fill.price,
+                     "filled_fee": fill.fee,
+                     **({"gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id} if working else {})}
+
+        def change(s: AccountState) -> tuple[AccountState, list[Op]]:
+            return ledger.book_entry_fill(s, fill.side, fill.qty, fill.price, fill.fee), [
+                Op.put(self._fill_row(decision.decision_id, fill), Cond.missing()),
+                Op.put({"pk": self.acct_pk, "sk": f"POS#{order.symbol}", "doc": position.model_dump_json(),
+                        "entry_fee": fill.fee, "qty": position.qty}, Cond.missing()),
+                Op.put(order_row),
+                self._status_op(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}")]
+        try:
+            self._with_state(change)
+            return True
+        except TransactionCancelled:
+            return False
+
+    # -- positions -----------------------------------------------------------------------------------
+    def position_row(self, symbol: str) -> Row | None:
+        """The position's item: doc, entry_fee, checked_bar, and what earlier close orders filled, if any."""
+        return self.store.get(self._pos_key(symbol), consistent=True)
+
+    def position(self, symbol: str) -> Position | None:
+        row = self.position_row(symbol)
+        return Position.model_validate_json(row["doc"]) if row else None
+
+    def position_rows(self) -> list[Row]:
+        """Every open position's item (doc, entry_fee, checked_bar) in one query."""
+        return self.store.query(self.acct_pk, "POS#", consistent=True)
+
+    def positions(self) -> list[Position]:
+        return [Position.model_validate_json(r["doc"]) for r in self.position_rows()]
+
+    def position_entry_fee(self, symbol: str) -> float:
+        row = self.position_row(symbol)
+        return float(row.get("entry_fee", 0.0)) if row else 0.0
+
+    def position_checked(self, symbol: str) -> int | None:
+        row = self.position_row(symbol)
+        value = row.get("checked_bar") if row else None
+        return int(value) if value is not None else None
+
+    def bump_bars_held(self, pos: Position, bar_ts: int) -> None:
+        """One more bar held, remembering which bar was checked so a re-run never counts it twice."""
+        upd = pos.model_copy(update={"bars_held": pos.bars_held + 1})
+        self.store.write(Op.upd(self._pos_key(pos.symbol), Update(set={"doc": upd.model_dump_json(),
+                                                                       "checked_bar": bar_ts}), Cond.exists()))
+
+    def open_order_rows(self) -> list[Row]:
+        """Entry orders the broker has not finished (accepted or partly filled): outcomes reconciles them."""
+        return self.store.query_index("gsi2", "ORDERS#OPEN")
+
+    # -- closes --------------------------------------------------------------------------------------
+    def mark_closing(self, symbol: str, base_coid: str, reason: str, owner: str) -> bool:
+        """Claims the position for one close before its first order goes out: every later close of it (a stop
+        seen by outcomes while a SELL decision's order works, a flatten) continues that order instead of sending
+        a second one. False if the position is gone or another close claimed it first."""
+        return self.store.write(Op.upd(self._pos_key(symbol),
+                                       Update(set={"closing_base": base_coid, "closing_reason": reason,
+                                                   "closing_owner": owner}),
+                                       Cond.exists(), Cond.missing("closing_base")))
+
+    def close_attempt_ended(self, symbol: str, attempt: int, fill: Fill | None, owner: str) -> bool:
+        """A close order the broker ended short (canceled, expired, rejected): keep what it filled on the position
+        and move to the next attempt, which will send a new order for the rest. Conditioned on the attempt, so a
+        concurrent close cannot record the same order twice (False then)."""
+        qty, notional, fee = (fill.qty, fill.qty * fill.price, fill.fee) if fill else (0.0, 0.0, 0.0)
+        ops = [Op.upd(self._pos_key(symbol), Update(set={"close_attempt": attempt + 1},
+                                                    add={"closing_qty": qty, "closing_notional": notional,
+                                                         "closing_fee": fee}),
+                      Cond.exists(),
+                      Cond.any_of(Cond.missing("close_attempt"), Cond.cmp("close_attempt", "eq", attempt)))]
+        if fill:
+            ops.append(Op.put(self._fill_row(owner, fill, seq=10 + attempt)))
+        try:
+            self.store.transact(ops)
+            return True
+        except TransactionCancelled as exc:
+            if exc.conflict:
+                raise
+            return False
+
+    def record_close(self, pos: Position, fill: Fill, *, exit_price: float, exit_fee: float, entry_fee: float,
+                     reason: str, at: datetime, owner: str, limits: RiskLimits, fill_seq: int,
+                     decision_id: str | None = None) -> ledger.Close | None:
+        """The whole position closed: the position and the symbol's claim removed, the fill and the outcome kept,
+        the account booked by the ledger (cash, equity, realised P&L, slot, stop-out streak, cooldown) and the
+        closing decision EXECUTED, in one transaction. None if the position was already gone (a duplicate)."""
+        result: list[ledger.Close] = []
+
+        def change(s: AccountState) -> tuple[AccountState, list[Op]]:
+            done = ledger.book_close(limits, s, pos, exit_price=exit_price, exit_fee=exit_fee, entry_fee=entry_fee,
+                                     reason=reason, at=at)
+            result[:] = [done]
+            ops = [Op.delete(self._pos_key(pos.symbol), Cond.exists()), Op.delete(self._claim_key(pos.symbol)),
+                   Op.put(self._fill_row(owner, fill, seq=fill_seq)), Op.put(self._outcome_row(done.outcome))]
+            if decision_id is not None:
+                ops.append(self._status_op(decision_id, DecisionStatus.EXECUTED, f"closed: {reason}"))
+            return done.account, ops
+        try:
+            self._with_state(change)
+        except TransactionCancelled as exc:
+            if exc.reasons[1] == "ConditionalCheckFailed":  # the position is already gone: a duplicate close
+                return None
+            raise
+        return result[0]
+
+    # -- reconciliation of working entry orders ------------------------------------------------------
+    def record_late_fill(self, decision_id: str, order_row: Row, fill: Fill | None, position: Position | None,
+                         *, opens: bool, take_slot: bool, done: bool, nothing_filled: bool, status: str) -> None:
+        """What the broker filled of a working entry order since the last look, and whether it is done: the fill
+        (its own quantity, price and fee), the position grown or opened, the cash (ledger), the order's progress;
+        an order done with nothing filled gives its slot and symbol back and its decision ends REJECTED."""
+        def change(s: AccountState) -> tuple[AccountState, list[Op]]:
+            new, ops = s, []
+            if fill is not None and position is not None:
+                new = ledger.book_entry_fill(new, fill.side, fill.qty, fill.price, fill.fee)
+                seq = int(float(order_row.get("filled_qty", 0.0)) * 1000) + 2
+                ops.append(Op.put(self._fill_row(decision_id, fill, seq=seq)))
+                pos_doc = {"doc": position.model_dump_json(), "qty": position.qty}
+                if opens:
+                    ops += [Op.put({"pk": self.acct_pk, "sk": f"POS#{position.symbol}", **pos_doc,
+                                    "entry_fee": fill.fee}, Cond.missing()),
+                            Op.put({"pk": self.acct_pk, "sk": f"CLAIM#{position.symbol}", "owner": decision_id})]
+                else:
+                    ops.append(Op.upd(self._pos_key(position.symbol), Update(set=pos_doc, add={"entry_fee": fill.fee}),
+                                      Cond.exists()))
+                if take_slot:
+                    new = new.model_copy(update={"open_positions": new.open_positions + 1})
+            row = {k: v for k, v in order_row.items() if not (done and k in ("gsi2pk", "gsi2sk"))}
+            ops.append(Op.put({**row, "status": status}))
+            if done and nothing_filled:
+                new = ledger.release(new)
+                ops += [Op.delete(self._claim_key(str(order_row["symbol"]))),
+                        self._status_op(decision_id, DecisionStatus.REJECTED,
+                                        f"broker: order {status}, nothing filled", from_status="EXECUTED")]
+            return new, ops
+        self._with_state(change)
+
+    # -- fills, outcomes, memos, shadows -------------------------------------------------------------
+    def _fill_row(self, decision_id: str, fill: Fill, seq: int = 0) -> Row:
+        return {"pk": f"DEC#{decision_id}", "sk": f"FILL#{seq}", "gsi1pk": f"FILLS#{self.account}",
+                "gsi1sk": f"{fill.filled_at.isoformat()}#{decision_id}#{seq}", "doc": fill.model_dump_json()}
+
+    def _outcome_row(self, outcome: TradeOutcome) -> Row:
+        return {"pk": f"DEC#{outcome.decision_id}", "sk": "OUTCOME", "gsi1pk": f"OUTCOMES#{self.account}",
+                "gsi1sk": f"{outcome.exit_ts.isoformat()}#{outcome.symbol}", "doc": outcome.model_dump_json()}
+
+    def fills(self) -> list[Fill]:
+        return [Fill.model_validate_json(r["doc"]) for r in self.store.query_index("gsi1", f"FILLS#{self.account}")]
+
+    def outcomes(self) -> list[TradeOutcome]:
+        rows = self.store.query_index("gsi1", f"OUTCOMES#{self.account}")
+        return [TradeOutcome.model_validate_json(r["doc"]) for r in rows]
+
+    def memo(self, symbol: str) -> QueryMemo | None:
+        r = self.store.get((f"SYMBOL#{symbol}", "MEMO"))
+        return QueryMemo(int(r["bar_index"]), r["rsi"], r["sentiment"], r["regime"]) if r else None
+
+    def memos(self, symbols: list[str]) -> dict[str, QueryMemo]:
+        rows = self.store.get_many([(f"SYMBOL#{s}", "MEMO") for s in symbols])
+        return {r["pk"][7:]: QueryMemo(int(r["bar_index"]), r["rsi"], r["sentiment"], r["regime"]) for r in rows}
+
+    def put_memo(self, symbol: str, memo: QueryMemo) -> None:
+        self.store.write(Op.put({"pk": f"SYMBOL#{symbol}", "sk": "MEMO", "bar_index": memo.bar_index,
+                                 "rsi": memo.rsi, "sentiment": memo.sentiment, "regime": memo.regime}))
+
+    def put_shadow(self, decision_id: str, model_id: str, payload: dict[str, Any]) -> None:
+        self.store.write(Op.put({"pk": f"DEC#{decision_id}", "sk": f"SHADOW#{model_id}", "gsi1pk": f"SHADOW#{model_id}",
+                                 "gsi1sk": decision_id, "doc": json.dumps(payload)}))
+
+    def shadow_predictions(self, model_id: str) -> list[Row]:
+        return [json.loads(r["doc"]) for r in self.store.query_index("gsi1", f"SHADOW#{model_id}")]
+
+    # -- the paper broker's book and the advisor's token budget ---------------------------------------
+    def paper_record(self, broker_order_id: str, client_order_id: str, submitted_at: str, doc: str) -> None:
+        self.store.write(Op.put({"pk": "BROKER#paper", "sk": f"ORDER#{broker_order_id}",
+                                 "gsi1pk": f"COID#{client_order_id}", "gsi1sk": submitted_at, "doc": doc}))
+
+    def paper_by_client_order_id(self, client_order_id: str) -> str | None:
+        rows = self.store.query_index("gsi1", f"COID#{client_order_id}", limit=1)
+        return str(rows[0]["doc"]) if rows else None
+
+    def paper_orders(self) -> list[str]:
+        return [str(r["doc"]) for r in self.store.query("BROKER#paper", "ORDER#")]
+
+    def tokens_used(self, day: str) -> int:
+        row = self.store.get(("BUDGET#tokens", f"DAY#{day}"))
+        return int(row.get("tokens", 0)) if row else 0
+
+    def add_tokens(self, day: str, tokens: int) -> None:
+        self.store.write(Op.upd(("BUDGET#tokens", f"DAY#{day}"), Update(add={"tokens": tokens})))

@@ -1,0 +1,263 @@
+"""A Hypothesis state machine over the trade log's contract, shared by the in-memory and the DynamoDB runs.
+
+Rules model what the world does to the book, interleaved in any order: decisions recorded, entries checked and
+reserved (honestly, from a stale read, or by a caller that skipped its own check), orders that fill at once, in
+parts or never, closes (stops, targets, signals), day rollovers, the minute clock, kill-switch toggles,
+duplicate deliveries. After every step the invariants below are read back from the trade log itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from mytrader import ledger
+from mytrader.adapters.tradelog import AlreadyReserved, NotPending, ReserveParams, StateConflict, SymbolBusy, TradeLog
+from mytrader.config import RiskLimits
+from mytrader.models import (
+    Action,
+    DecisionStatus,
+    Fill,
+    Mode,
+    Order,
+    OrderSide,
+    Position,
+    StrategySignal,
+    TradeDecision,
+    make_decision_id,
+)
+from mytrader.portfolio import Costs
+from mytrader.risk import AccountState
+
+# Three positions of up to 40 % can need more cash than there is: the cash condition has work to do.
+LIMITS = RiskLimits(max_position_pct=40.0, max_order_notional=45_000.0, max_open_positions=3,
+                    max_orders_per_minute=2, daily_loss_limit_pct=3.0, max_consecutive_stopouts=2, cooldown_bars=2)
+INITIAL = 100_000.0
+SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
+COSTS = Costs(fee_bps=1.0, slippage_bps=2.0)
+START = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
+
+
+def pending_decision(decision_id: str, symbol: str, now: datetime, size: float = 10.0,
+                     price: float = 10.0) -> TradeDecision:
+    """A BUY decision as the decision cycle records it (PENDING), decided at the previous close."""
+    bar = now - timedelta(hours=15)
+    return TradeDecision(decision_id=decision_id, symbol=symbol, bar_ts=bar, decided_at=bar, config_version="v1",
+                         mode=Mode.BASELINE, action=Action.BUY, confidence=0.8, position_size_pct=size,
+                         reference_price=price, stop_loss=price * 0.9, take_profit=price * 1.2, time_horizon_bars=5,
+                         strategy=StrategySignal(action=Action.BUY, confidence=0.8, reason="test"))
+
+
+@dataclass
+class Working:
+    decision: TradeDecision
+    order: Order
+    quote: float
+    filled: float = 0.0
+
+
+class TradeLogMachine(RuleBasedStateMachine):
+    """Subclasses set `make_log()`; the machine never looks inside the store, only through the contract."""
+
+    def make_log(self) -> TradeLog:
+        return TradeLog.in_memory()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tl = self.make_log()
+        self.tl.ensure_account(INITIAL)
+        self.now = START
+        self.tl.begin_day(ledger.day_of(self.now))
+        self.seq = 0
+        self.pending: list[TradeDecision] = []
+        self.working: dict[str, Working] = {}  # symbol -> entry order not yet fully filled
+        self.stale: list[tuple[TradeDecision, AccountState, float]] = []
+        self.buys = self.sells = self.fees = 0.0
+
+    # -- the world ----------------------------------------------------------------------------------
+    @rule(minutes=st.integers(0, 2))
+    def minutes_pass(self, minutes: int) -> None:
+        self.now += timedelta(minutes=minutes)
+
+    @rule()
+    def next_day(self) -> None:
+        self.now += timedelta(days=1)
+        self.tl.begin_day(ledger.day_of(self.now))
+
+    @rule(on=st.booleans())
+    def operator_kill_switch(self, on: bool) -> None:
+        self.tl.set_kill_switch(on)
+
+    @rule(symbol=st.sampled_from(SYMBOLS), size=st.floats(1, 60), price=st.floats(5, 500))
+    def decide(self, symbol: str, size: float, price: float) -> None:
+        self.seq += 1
+        d = pending_decision(make_decision_id(symbol, self.now, f"v{self.seq}"), symbol, self.now, size, price)
+        assert self.tl.put_decision(d)
+        assert not self.tl.put_decision(d)  # a duplicate write never replaces the record
+        self.pending.append(d)
+
+    # -- entries ------------------------------------------------------------------------------------
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data(), fills=st.sampled_from(["all", "part", "none"]))
+    def honest_entry(self, data: st.DataObject, fills: str) -> None:
+        d = data.draw(st.sampled_from(self.pending))
+        state = self.tl.account_state()
+        verdict = ledger.entry_verdict(LIMITS, state, size_pct=d.position_size_pct, price=d.reference_price,
+                                       now=self.now, market_open=True, kill_switch=state.kill_switch,
+                                       symbol_busy=self.tl.symbol_claimed(d.symbol))
+        if verdict.trips_daily_loss:
+            self.tl.trip_daily_loss(state.day)
+        if not verdict.approved:
+            self.tl.mark_terminal(d.decision_id, DecisionStatus.REJECTED, verdict.reason)
+            self.pending.remove(d)
+            return
+        self._reserve(d, state, verdict.qty, fills)
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data())
+    def read_now_reserve_later(self, data: st.DataObject) -> None:
+        d = data.draw(st.sampled_from(self.pending))
+        state = self.tl.account_state()
+        verdict = ledger.entry_verdict(LIMITS, state, size_pct=d.position_size_pct, price=d.reference_price,
+                                       now=self.now, market_open=True, kill_switch=state.kill_switch,
+                                       symbol_busy=self.tl.symbol_claimed(d.symbol))
+        if verdict.approved:
+            self.stale.append((d, state, verdict.qty))
+
+    @precondition(lambda self: bool(self.stale))
+    @rule(data=st.data())
+    def reserve_from_stale_read(self, data: st.DataObject) -> None:
+        d, state, qty = self.stale.pop(data.draw(st.integers(0, len(self.stale) - 1)))
+        if d in self.pending:
+            self._reserve(d, state, qty, "all")
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data(), share=st.floats(0.01, 1.3))
+    def reserve_without_checking(self, data: st.DataObject, share: float) -> None:
+        """A caller whose own limit check is wrong: only the reservation's conditions stand in the way. Its size is
+        a share of the largest position allowed, sometimes beyond it."""
+        d = data.draw(st.sampled_from(self.pending))
+        state = self.tl.account_state()
+        qty = float(max(1, int(share * LIMITS.max_position_pct / 100 * state.book_equity / d.reference_price)))
+        self._reserve(d, state, qty, "all")
+
+    def _reserve(self, d: TradeDecision, state: AccountState, qty: float, fills: str) -> None:
+        order = Order(client_order_id=d.decision_id, symbol=d.symbol, side=OrderSide.BUY, qty=qty,
+                      submitted_at=self.now)
+        fresh = self.tl.account_state()
+        params = ReserveParams(expected=state, limits=LIMITS, now=self.now, notional=qty * d.reference_price)
+        try:
+            self.tl.reserve_entry(d.decision_id, order, d.reference_price, params)
+        except (StateConflict, SymbolBusy, AlreadyReserved, NotPending):
+            return
+        # Then every limit was free in the stored state it was reserved against
+        assert fresh.version == state.version, "reserved against a state that had changed"
+        assert not fresh.kill_switch and fresh.tripped_day != fresh.day
+        assert not ledger.daily_loss_breached(LIMITS, fresh)
+        assert fresh.cooldown_until is None or self.now >= fresh.cooldown_until
+        assert fresh.open_positions < LIMITS.max_open_positions
+        assert ledger.orders_in_window(fresh, self.now) < LIMITS.max_orders_per_minute
+        assert qty * d.reference_price <= LIMITS.max_position_pct / 100 * fresh.book_equity + 1e-3
+        assert qty * d.reference_price <= fresh.cash + 1e-6
+        assert d.symbol not in self.working and self.tl.position(d.symbol) is None
+        self.pending.remove(d)
+        w = Working(d, order, d.reference_price)
+        if fills == "none":
+            self.tl.record_entry_accepted(d, order, d.reference_price)
+            self.working[d.symbol] = w
+            return
+        part = qty if fills == "all" else max(1.0, float(int(qty / 2)))
+        self._first_fill(w, part)
+
+    def _first_fill(self, w: Working, qty: float) -> None:
+        price = COSTS.fill_price(w.quote, OrderSide.BUY)
+        fee = COSTS.fee(price, qty)
+        fill = Fill(client_order_id=w.order.client_order_id, symbol=w.order.symbol, side=OrderSide.BUY, qty=qty,
+                    price=price, fee=fee, filled_at=self.now)
+        pos = Position(symbol=w.order.symbol, qty=qty, avg_price=price, opened_at=self.now,
+                       decision_id=w.decision.decision_id, stop_loss=w.decision.stop_loss,
+                       take_profit=w.decision.take_profit, time_limit_bars=5)
+        status = "filled" if qty >= w.order.qty else "partially_filled"
+        assert self.tl.record_entry_fill(w.decision, w.order, fill, pos, w.quote, status)
+        assert not self.tl.record_entry_fill(w.decision, w.order, fill, pos, w.quote, status)  # redelivery
+        self._book(OrderSide.BUY, qty, price, fee)
+        w.filled = qty
+        if status != "filled":
+            self.working[w.order.symbol] = w
+
+    @precondition(lambda self: bool(self.working))
+    @rule(data=st.data(), outcome=st.sampled_from(["rest", "cancel"]))
+    def broker_reports(self, data: st.DataObject, outcome: str) -> None:
+        symbol = data.draw(st.sampled_from(sorted(self.working)))
+        w = self.working.pop(symbol)
+        row = self.tl.order(w.decision.decision_id)
+        assert row is not None
+        pos = self.tl.position(symbol)
+        if outcome == "cancel" or w.filled >= w.order.qty:
+            self.tl.record_late_fill(w.decision.decision_id, row, None, None, opens=False, take_slot=False, done=True,
+                                     nothing_filled=w.filled <= 0, status="canceled")
+            return
+        qty = w.order.qty - w.filled
+        price = COSTS.fill_price(w.quote, OrderSide.BUY)
+        fee = COSTS.fee(price, qty)
+        fill = Fill(client_order_id=w.order.client_order_id, symbol=symbol, side=OrderSide.BUY, qty=qty, price=price,
+                    fee=fee, filled_at=self.now)
+        held = abs(pos.qty) if pos else 0.0
+        new_pos = (pos.model_copy(update={"qty": held + qty}) if pos else
+                   Position(symbol=symbol, qty=qty, avg_price=price, opened_at=self.now,
+                            decision_id=w.decision.decision_id, stop_loss=w.decision.stop_loss, time_limit_bars=5))
+        row = {**row, "filled_qty": w.order.qty, "filled_notional": float(row.get("filled_notional", 0)) + qty * price,
+               "filled_fee": float(row.get("filled_fee", 0)) + fee}
+        self.tl.record_late_fill(w.decision.decision_id, row, fill, new_pos, opens=pos is None,
+                                 take_slot=pos is None and w.filled > 0, done=True, nothing_filled=False,
+                                 status="filled")
+        self._book(OrderSide.BUY, qty, price, fee)
+
+    # -- closes -------------------------------------------------------------------------------------
+    @rule(data=st.data(), move=st.sampled_from([-0.3, -0.1, -0.02, 0.02, 0.1, 0.3]),
+          reason=st.sampled_from(["stop_loss", "stop_loss", "stop_loss", "take_profit", "time_limit", "signal"]))
+    def close(self, data: st.DataObject, move: float, reason: str) -> None:
+        positions = [p for p in self.tl.positions() if p.symbol not in self.working]  # no order still working
+        if not positions:
+            return
+        pos = data.draw(st.sampled_from(positions))
+        price = COSTS.fill_price(pos.avg_price * (1 + move), OrderSide.SELL)
+        fee = COSTS.fee(price, abs(pos.qty))
+        fill = Fill(client_order_id=f"{pos.decision_id}-x", symbol=pos.symbol, side=OrderSide.SELL, qty=abs(pos.qty),
+                    price=price, fee=fee, filled_at=self.now)
+        kw: dict[str, Any] = dict(exit_price=price, exit_fee=fee, entry_fee=self.tl.position_entry_fee(pos.symbol),
+                                  reason=reason, at=self.now, owner=pos.decision_id, limits=LIMITS, fill_seq=1)
+        done = self.tl.record_close(pos, fill, **kw)
+        assert done is not None
+        assert self.tl.record_close(pos, fill, **kw) is None  # a duplicate close books nothing
+        self._book(OrderSide.SELL, abs(pos.qty), price, fee)
+
+    def _book(self, side: OrderSide, qty: float, price: float, fee: float) -> None:
+        if side == OrderSide.BUY:
+            self.buys += qty * price
+        else:
+            self.sells += qty * price
+        self.fees += fee
+
+    # -- invariants ---------------------------------------------------------------------------------
+    @invariant()
+    def slots_positions_and_claims_agree(self) -> None:
+        state = self.tl.account_state()
+        held = {p.symbol for p in self.tl.positions()}
+        waiting = {s for s, w in self.working.items() if w.filled <= 0}
+        assert state.open_positions <= LIMITS.max_open_positions
+        assert state.open_positions == len(held | waiting)
+        assert all(self.tl.symbol_claimed(s) for s in held | set(self.working))
+        assert all(not self.tl.symbol_claimed(s) for s in set(SYMBOLS) - held - set(self.working))
+
+    @invariant()
+    def cash_is_initial_minus_buys_plus_sells_minus_fees(self) -> None:
+        expected = INITIAL - self.buys + self.sells - self.fees
+        assert abs(self.tl.account_state().cash - expected) < 1e-4
+
+    @invariant()
+    def orders_in_the_window_stay_under_the_cap(self) -> None:
+        assert ledger.orders_in_window(self.tl.account_state(), self.now) <= LIMITS.max_orders_per_minute
