@@ -32,8 +32,8 @@ from mytrader.models import (
 from mytrader.portfolio import Costs
 from mytrader.risk import AccountState
 
-# Three positions of up to 40 % can need more cash than there is: the cash condition has work to do.
-LIMITS = RiskLimits(max_position_pct=40.0, max_order_notional=45_000.0, max_open_positions=3,
+# Two positions of up to 60 % need more cash than there is: the cash condition has work to do.
+LIMITS = RiskLimits(max_position_pct=60.0, max_order_notional=65_000.0, max_open_positions=3,
                     max_orders_per_minute=2, daily_loss_limit_pct=3.0, max_consecutive_stopouts=2, cooldown_bars=2)
 INITIAL = 100_000.0
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
@@ -91,7 +91,8 @@ class TradeLogMachine(RuleBasedStateMachine):
     def operator_kill_switch(self, on: bool) -> None:
         self.tl.set_kill_switch(on)
 
-    @rule(symbol=st.sampled_from(SYMBOLS), size=st.floats(1, 60), price=st.floats(5, 500))
+    @rule(symbol=st.sampled_from(SYMBOLS), size=st.sampled_from([5.0, 30.0, 60.0, 80.0]),
+          price=st.sampled_from([7.0, 40.0, 250.0]))
     def decide(self, symbol: str, size: float, price: float) -> None:
         self.seq += 1
         d = pending_decision(make_decision_id(symbol, self.now, f"v{self.seq}"), symbol, self.now, size, price)
@@ -100,10 +101,18 @@ class TradeLogMachine(RuleBasedStateMachine):
         self.pending.append(d)
 
     # -- entries ------------------------------------------------------------------------------------
+    @rule(symbol=st.sampled_from(SYMBOLS), size=st.sampled_from([30.0, 60.0]))
+    def decide_and_enter_at_once(self, symbol: str, size: float) -> None:
+        """The common path in one step: a decision recorded and entered (fully filled) right away."""
+        self.decide(symbol, size, 40.0)
+        self._honest(self.pending[-1], "all")
+
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data(), fills=st.sampled_from(["all", "part", "none"]))
     def honest_entry(self, data: st.DataObject, fills: str) -> None:
-        d = data.draw(st.sampled_from(self.pending))
+        self._honest(data.draw(st.sampled_from(self.pending)), fills)
+
+    def _honest(self, d: TradeDecision, fills: str) -> None:
         state = self.tl.account_state()
         verdict = ledger.entry_verdict(LIMITS, state, size_pct=d.position_size_pct, price=d.reference_price,
                                        now=self.now, market_open=True, kill_switch=state.kill_switch,
@@ -134,12 +143,12 @@ class TradeLogMachine(RuleBasedStateMachine):
         if d in self.pending:
             self._reserve(d, state, qty, "all")
 
-    @precondition(lambda self: bool(self.pending))
-    @rule(data=st.data(), share=st.floats(0.01, 1.3))
-    def reserve_without_checking(self, data: st.DataObject, share: float) -> None:
+    @rule(symbol=st.sampled_from(SYMBOLS), share=st.sampled_from([0.3, 0.8, 1.0, 1.3]))
+    def reserve_without_checking(self, symbol: str, share: float) -> None:
         """A caller whose own limit check is wrong: only the reservation's conditions stand in the way. Its size is
         a share of the largest position allowed, sometimes beyond it."""
-        d = data.draw(st.sampled_from(self.pending))
+        self.decide(symbol, 60.0, 40.0)
+        d = self.pending[-1]
         state = self.tl.account_state()
         qty = float(max(1, int(share * LIMITS.max_position_pct / 100 * state.book_equity / d.reference_price)))
         self._reserve(d, state, qty, "all")

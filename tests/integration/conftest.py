@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from mytrader_tools.embedded.endpoint import EmbeddedAws
+from mytrader_tools.embedded.endpoint import DynamoFaults, EmbeddedAws
 from mytrader_tools.embedded.stack import LocalStack
 from tests.conftest import PACKAGED_DATA
 
@@ -27,6 +27,7 @@ def make_stack(embedded):
         embedded.runtime.configure(latency_s=0.0, throttle_rate=0.0, timeout_rate=0.0, malformed_rate=0.0,
                                    error_rate=0.0)
         embedded.router.faults.clear()
+        embedded.router.dynamodb_faults = DynamoFaults()
         embedded.comprehend.fail_rate = 0.0
         stack = LocalStack(embedded, prefix=f"t{next(_ids)}").create(extra_env=extra_env, **kw)
         stack.upload_prices({"NVDA": PACKAGED_DATA / "nvda-daily-1999-2014.csv",

@@ -18,7 +18,7 @@ _names = itertools.count()
 @pytest.fixture
 def faults(embedded):
     yield embedded.router
-    embedded.router.dynamodb_faults = None
+    embedded.router.dynamodb_faults = DynamoFaults()
 
 
 def _client():
@@ -129,7 +129,7 @@ def test_injected_transaction_conflict_has_dynamodbs_shape_and_applies_nothing(f
     assert resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "TransactionCanceledException"
     assert injector.injected["TransactWriteItems"] == injector.seen["TransactWriteItems"] == 1
 
-    faults.dynamodb_faults = None
+    faults.dynamodb_faults = DynamoFaults()
     assert "Item" not in client.get_item(TableName=table, Key={"pk": {"S": "new"}}, ConsistentRead=True)
     assert client.get_item(TableName=table, Key={"pk": {"S": "old"}})["Item"]["v"] == {"N": "1"}
 
@@ -154,7 +154,7 @@ def test_injected_single_item_write_conflicts(faults):
     # reads and transactions are not single-item writes: untouched
     assert client.get_item(TableName=table, Key={"pk": {"S": "a"}})["Item"]["v"] == {"N": "1"}
     client.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": {"pk": {"S": "c"}}}}])
-    faults.dynamodb_faults = None
+    faults.dynamodb_faults = DynamoFaults()
     assert "Item" not in client.get_item(TableName=table, Key={"pk": {"S": "b"}})
     assert "Item" in client.get_item(TableName=table, Key={"pk": {"S": "c"}})
 
@@ -195,11 +195,28 @@ def test_conflict_rate_is_seeded_and_near_its_share(faults):
     assert injector.seen["TransactWriteItems"] == 200
     assert injector.injected["TransactWriteItems"] == len(cancelled)
     assert 10 <= len(cancelled) <= 40, len(cancelled)  # 5 % to 20 %
-    faults.dynamodb_faults = None
+    faults.dynamodb_faults = DynamoFaults()
     assert len(_scan(client, table)) == 2 * (200 - len(cancelled))  # the cancelled ones wrote nothing
 
     faults.dynamodb_faults = DynamoFaults(transaction_conflict_rate=0.1, seed=42)  # same seed, same faults
     assert _run_transactions(client, _table(client), 200) == cancelled
+
+
+def test_the_router_s_injector_is_configured_in_place(faults):
+    """The router starts with an injector that injects nothing; a harness turns it up and down in place."""
+    client = _client()
+    table = _table(client)
+    injector = faults.dynamodb_faults
+    assert injector.transaction_conflict_rate == injector.write_conflict_rate == 0.0
+    client.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    assert injector.injected_total() == 0 and not injector.seen
+    injector.configure(write_conflict_rate=1.0, seed=1)
+    with pytest.raises(ClientError) as raised:
+        client.put_item(TableName=table, Item={"pk": {"S": "b"}})
+    assert _code(raised.value) == "TransactionConflictException" and injector.injected_total() == 1
+    injector.configure(write_conflict_rate=0.0)
+    client.put_item(TableName=table, Item={"pk": {"S": "b"}})
+    assert injector.injected_total() == 1
 
 
 def test_other_services_do_not_wait_for_dynamodb(embedded):

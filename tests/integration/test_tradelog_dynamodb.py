@@ -12,6 +12,7 @@ from hypothesis.stateful import run_state_machine_as_test
 
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.stack_spec import TRADE_LOG
+from mytrader_tools.embedded.endpoint import DynamoFaults
 from mytrader_tools.embedded.stack import create_table
 from tests.tradelog_machine import TradeLogMachine
 
@@ -39,11 +40,11 @@ def test_the_trade_log_contract_holds_on_dynamodb(embedded) -> None:
 @pytest.mark.parametrize("rate", [0.15])
 def test_the_contract_holds_with_transaction_conflicts_injected(embedded, rate: float) -> None:
     # Given the embedded DynamoDB answering a share of the writes with transaction conflicts
-    faults = embedded.router.dynamodb_faults
-    faults.configure(transaction_conflict_rate=rate, write_conflict_rate=rate)
+    faults = DynamoFaults(transaction_conflict_rate=rate, write_conflict_rate=rate, seed=7)
+    embedded.router.dynamodb_faults = faults
     try:
         # When the state machine runs, Then every invariant holds (conflicts are retried, never booked twice)
         run_state_machine_as_test(_machine_on(embedded), settings=DYNAMO)
-        assert faults.injected_total() > 0
+        assert sum(faults.injected.values()) > 0
     finally:
-        faults.configure(transaction_conflict_rate=0.0, write_conflict_rate=0.0)
+        embedded.router.dynamodb_faults = None

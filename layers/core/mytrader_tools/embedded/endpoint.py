@@ -69,9 +69,10 @@ class DynamoFaults:
       write_conflict_rate ........ share of PutItem / UpdateItem / DeleteItem answered TransactionConflictException
                                    (the item is in a transaction under way), nothing written.
 
-    Seeded: the same sequence of requests meets the same faults. Rates may be changed while requests run.
-    `seen[op]` counts the requests of each operation considered, `injected[op]` those answered with a fault.
-    Counters and draws are updated under the endpoint's DynamoDB lock."""
+    Seeded: the same sequence of requests meets the same faults. Rates may be changed while requests run
+    (`configure`, or the attributes). `seen[op]` counts the requests of each operation considered (only while its
+    rate is above 0), `injected[op]` those answered with a fault. Draws and counters are updated under the
+    endpoint's DynamoDB lock. The router always has one (`Router.dynamodb_faults`, rates 0: nothing injected)."""
 
     transaction_conflict_rate: float = 0.0
     write_conflict_rate: float = 0.0
@@ -81,6 +82,20 @@ class DynamoFaults:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+
+    def configure(self, transaction_conflict_rate: float | None = None, write_conflict_rate: float | None = None,
+                  seed: int | None = None) -> DynamoFaults:
+        """Change the given rates; a seed restarts the random sequence. Counters are kept."""
+        if transaction_conflict_rate is not None:
+            self.transaction_conflict_rate = transaction_conflict_rate
+        if write_conflict_rate is not None:
+            self.write_conflict_rate = write_conflict_rate
+        if seed is not None:
+            self.seed, self._rng = seed, random.Random(seed)
+        return self
+
+    def injected_total(self) -> int:
+        return sum(self.injected.values())
 
     def answer(self, operation: str, environ: dict[str, Any]) -> tuple[int, dict[str, str], bytes] | None:
         """The fault response for this request, or None to let moto serve it."""
@@ -136,7 +151,7 @@ class Router:
         self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
         self.faults_injected: dict[str, int] = {}
         self._rng = random.Random(5)
-        self.dynamodb_faults: DynamoFaults | None = None  # conflicts injected into DynamoDB writes
+        self.dynamodb_faults = DynamoFaults()  # conflicts injected into DynamoDB writes (none until configured)
         self._dynamodb_lock = threading.Lock()  # every request to moto's DynamoDB, one at a time
 
     def __call__(self, environ, start_response):

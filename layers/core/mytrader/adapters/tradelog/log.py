@@ -240,9 +240,10 @@ class TradeLog:
                 self.store.transact([self._write_state(old, new), *ops])
                 return new.model_copy(update={"version": old.version + 1})
             except TransactionCancelled as exc:
-                if exc.reasons[0] in ("ConditionalCheckFailed", "TransactionConflict") and not any(
-                        r == "ConditionalCheckFailed" for r in exc.reasons[1:]):
-                    continue
+                if any(r == "ConditionalCheckFailed" for r in exc.reasons[1:]):
+                    raise  # another item's own condition: the caller's business (a duplicate, a position gone)
+                if exc.reasons[0] == "ConditionalCheckFailed" or exc.conflict:
+                    continue  # the state moved (or a concurrent transaction held an item): re-read and retry
                 raise
         raise StateConflict(f"account state changed {STATE_ATTEMPTS} times while writing")
 
@@ -333,8 +334,10 @@ class TradeLog:
         try:
             self._with_state(change)
             return True
-        except TransactionCancelled:
-            return False
+        except TransactionCancelled as exc:
+            if exc.conflict:
+                raise StateConflict(f"entry fill of {decision.decision_id} kept meeting conflicts") from None
+            return False  # the fill (or the position) is recorded already: a redelivery
 
     # -- positions -----------------------------------------------------------------------------------
     def position_row(self, symbol: str) -> Row | None:

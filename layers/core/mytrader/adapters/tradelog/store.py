@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import DynamoDBClient
 
 Row = dict[str, Any]  # a plain item: attribute -> Python value
+CONFLICT_ATTEMPTS = 6  # a write cancelled only by a concurrent transaction (nothing applied) is tried this often
 Key = tuple[str, str]  # (pk, sk)
 
 _ser, _de = TypeSerializer(), TypeDeserializer()
@@ -303,33 +304,55 @@ class DynamoStore:
         expr = f"{index}pk = :p" + (f" AND {index}sk < :b" if sk_below is not None else "")
         values = {":p": pk, **({":b": sk_below} if sk_below is not None else {})}
         return self._all(IndexName=index, KeyConditionExpression=expr, ExpressionAttributeValues=to_item(values),
-                         **({"Limit": limit} if limit is not None else {}))
+                         max_rows=limit, **({"Limit": limit} if limit is not None else {}))
 
-    def _all(self, **kw: Any) -> list[Row]:
+    def _all(self, max_rows: int | None = None, **kw: Any) -> list[Row]:
+        """Every page of a query (`Limit` is the page size), or the first `max_rows` rows."""
         out: list[Row] = []
-        limit = kw.get("Limit")
         while True:
             resp = self.db.query(TableName=self.table, **kw)
             out.extend(from_item(i) for i in resp.get("Items", []))
             start = resp.get("LastEvaluatedKey")
-            if not start or (limit is not None and len(out) >= limit):
-                return out
+            if not start or (max_rows is not None and len(out) >= max_rows):
+                return out[:max_rows] if max_rows is not None else out
             kw["ExclusiveStartKey"] = start
 
     def transact(self, ops: Sequence[Op]) -> None:
+        """All or nothing. A transaction cancelled only by conflicts (nothing applied) is tried again a few
+        times; a failed condition is never retried here (the caller decides)."""
+        request = [self._request(op) for op in ops]
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                self._transact_once(request, len(ops))
+                return
+            except TransactionCancelled as exc:
+                if not exc.conflict or "ConditionalCheckFailed" in exc.reasons or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+
+    def _transact_once(self, request: list[dict[str, Any]], n: int) -> None:
         try:
-            self.db.transact_write_items(TransactItems=[self._request(op) for op in ops])
+            self.db.transact_write_items(TransactItems=request)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code == "TransactionCanceledException":
                 reasons = [r.get("Code") or "None" for r in exc.response.get("CancellationReasons", [])]
                 raise TransactionCancelled(reasons or ["TransactionConflict"]) from None
             if code == "TransactionConflictException":
-                raise TransactionCancelled(["TransactionConflict"] * len(ops)) from None
+                raise TransactionCancelled(["TransactionConflict"] * n) from None
             raise
 
     def write(self, op: Op) -> bool:
-        """One item, outside a transaction; False when its condition failed."""
+        """One item, outside a transaction; False when its condition failed. A conflict with a transaction
+        under way (nothing written) is tried again a few times."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                return self._write_once(op)
+            except TransactionCancelled:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+        return False  # unreachable: the last attempt returns or raises
+
+    def _write_once(self, op: Op) -> bool:
         request = self._request(op)
         (kind, body), = request.items()
         call = {"Put": self.db.put_item, "Update": self.db.update_item, "Delete": self.db.delete_item}.get(kind)
