@@ -11,12 +11,12 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from mytrader import ledger
 from mytrader.adapters.tradelog import TradeLog
@@ -102,10 +102,9 @@ class SymbolResult(StrEnum):
     ERROR = "error"  # failed, and recording the failure failed too
 
 
-class SymbolOutcome(BaseModel):
+@dataclass(frozen=True)
+class SymbolOutcome:
     """One symbol's part of a cycle (only the fields that apply are set)."""
-    model_config = ConfigDict(frozen=True)
-
     symbol: str
     result: SymbolResult
     decision_id: str | None = None
@@ -113,14 +112,17 @@ class SymbolOutcome(BaseModel):
     action: str | None = None
     llm: bool | None = None  # the advisor was asked
     fallback: bool | None = None  # ... and the decision fell back to the strategy
-    failed_closed: bool = Field(default=False, exclude=True)  # an entry refused because a gate was unreadable
+    failed_closed: bool = False  # an entry refused because a gate was unreadable (not in the response)
+
+    def response(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "failed_closed"}
+        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items()}
 
 
-class CycleResult(BaseModel):
+@dataclass(frozen=True)
+class CycleResult:
     """One decision cycle. `response()` is the function's JSON; a closed market has status, as_of and
-    decisions only."""
-    model_config = ConfigDict(frozen=True)
-
+    decisions only. Dataclasses, not pydantic models: a model class costs every cold start."""
     status: str  # ok | market_closed
     as_of: str
     decisions: int
@@ -141,8 +143,11 @@ class CycleResult(BaseModel):
 
     def response(self) -> dict[str, Any]:
         if self.status == "market_closed":
-            return self.model_dump(mode="json", include={"status", "as_of", "decisions"})
-        return self.model_dump(mode="json", exclude_none=True)
+            return {"status": self.status, "as_of": self.as_of, "decisions": self.decisions}
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "per_symbol"}
+        if self.per_symbol is not None:
+            out["per_symbol"] = [o.response() for o in self.per_symbol]
+        return out
 
 
 @dataclass(frozen=True)

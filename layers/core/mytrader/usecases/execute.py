@@ -15,12 +15,10 @@ Entry, in three steps that survive a crash anywhere:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from mytrader import ledger
 from mytrader.adapters.tradelog import AlreadyReserved, NotPending, ReserveParams, StateConflict, SymbolBusy, TradeLog
@@ -73,14 +71,14 @@ class Halt(StrEnum):
     DAILY_LOSS_LIMIT = "daily_loss_limit"
 
 
-class ExecutionResult(BaseModel):
+@dataclass(frozen=True)
+class ExecutionResult:
     """One execution's result. `response()` is the JSON the executor returns (and the idempotency store keeps):
-    the fields that apply, nothing else; `halted_by` feeds the metrics only."""
-    model_config = ConfigDict(frozen=True)
-
+    the fields that apply, nothing else; `halted_by` feeds the metrics only. A dataclass, not a pydantic model:
+    building a model class costs every cold start of the executor."""
+    result: ExecutionOutcome
     decision_id: str | None = None  # None only for a close without a decision that found the position gone
     symbol: str | None = None
-    result: ExecutionOutcome
     status: str | None = None  # already_terminal: the decision's recorded state
     reason: str | None = None
     limit: str | None = None  # a refused entry: the hard limit that held (ledger.Limit)
@@ -89,10 +87,11 @@ class ExecutionResult(BaseModel):
     price: float | None = None
     closed: str | None = None  # a close: its reason (signal, stop_loss, take_profit, time_limit, ...)
     pnl: float | None = None
-    halted_by: Halt | None = Field(default=None, exclude=True)
+    halted_by: Halt | None = None
 
     def response(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        out = {k: v for k, v in asdict(self).items() if v is not None and k != "halted_by"}
+        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items()}
 
 
 def execute_decision(message: DecisionMessage, now: datetime, deps: ExecDeps) -> ExecutionResult:

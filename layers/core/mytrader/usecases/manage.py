@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
 
 from mytrader import ledger
 from mytrader.adapters.tradelog import TradeLog
@@ -25,20 +23,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PositionMismatch(BaseModel):
+@dataclass(frozen=True)
+class PositionMismatch:
     """A symbol where the book and the broker hold different quantities."""
-    model_config = ConfigDict(frozen=True)
-
     symbol: str
     book: float
     broker: float
 
 
-class OutcomesResult(BaseModel):
+@dataclass(frozen=True)
+class OutcomesResult:
     """One outcomes run. `response()` is the function's JSON: error_reasons only when something failed,
-    position_mismatches only when the broker reports its holdings (and could be asked)."""
-    model_config = ConfigDict(frozen=True)
-
+    position_mismatches only when the broker reports its holdings (and could be asked). A dataclass, not a
+    pydantic model: building a model class costs every cold start of the function."""
     closed: int = 0
     held: int = 0
     reconciled: int = 0
@@ -50,7 +47,7 @@ class OutcomesResult(BaseModel):
     position_mismatches: list[PositionMismatch] | None = None
 
     def response(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 class _Stops:
