@@ -143,6 +143,10 @@ class TradeLogMachine(RuleBasedStateMachine):
         if d in self.pending:
             self._reserve(d, state, qty, "all")
 
+    def enter(self, symbol: str, size: float) -> None:
+        """A decision recorded and entered at once, honestly (the scenarios below use it)."""
+        self.decide_and_enter_at_once(symbol, size)
+
     @rule(symbol=st.sampled_from(SYMBOLS), share=st.sampled_from([0.3, 0.8, 1.0, 1.3]))
     def reserve_without_checking(self, symbol: str, share: float) -> None:
         """A caller whose own limit check is wrong: only the reservation's conditions stand in the way. Its size is
@@ -232,7 +236,9 @@ class TradeLogMachine(RuleBasedStateMachine):
         positions = [p for p in self.tl.positions() if p.symbol not in self.working]  # no order still working
         if not positions:
             return
-        pos = data.draw(st.sampled_from(positions))
+        self.close_position(data.draw(st.sampled_from(positions)), move, reason)
+
+    def close_position(self, pos: Position, move: float, reason: str) -> None:
         price = COSTS.fill_price(pos.avg_price * (1 + move), OrderSide.SELL)
         fee = COSTS.fee(price, abs(pos.qty))
         fill = Fill(client_order_id=f"{pos.decision_id}-x", symbol=pos.symbol, side=OrderSide.SELL, qty=abs(pos.qty),
@@ -270,3 +276,91 @@ class TradeLogMachine(RuleBasedStateMachine):
     @invariant()
     def orders_in_the_window_stay_under_the_cap(self) -> None:
         assert ledger.orders_in_window(self.tl.account_state(), self.now) <= LIMITS.max_orders_per_minute
+
+    def check_all(self) -> None:
+        """Every invariant, for scripted interleavings run outside Hypothesis."""
+        self.slots_positions_and_claims_agree()
+        self.cash_is_initial_minus_buys_plus_sells_minus_fees()
+        self.orders_in_the_window_stay_under_the_cap()
+
+
+def _stale_second_entry(m: TradeLogMachine) -> None:
+    m.decide("AAA", 30.0, 40.0)
+    m.decide("BBB", 30.0, 40.0)
+    first, second = m.pending[-2], m.pending[-1]
+    read = m.tl.account_state()
+    m._reserve(first, read, 100.0, "all")
+    m._reserve(second, read, 100.0, "all")  # from the read taken before the first reservation
+
+
+def _recovered_after_a_trip(m: TradeLogMachine) -> None:
+    m.enter("AAA", 30.0)
+    m.enter("BBB", 30.0)
+    m.close_position(m.tl.position("AAA"), -0.3, "signal")  # type: ignore[arg-type]  # entered just above
+    m.decide("CCC", 30.0, 40.0)
+    m._honest(m.pending[-1], "all")  # refused: the day's loss is beyond the limit, and the day trips
+    m.close_position(m.tl.position("BBB"), 0.3, "signal")  # type: ignore[arg-type]  # back above the floor
+    m.minutes_pass(1)
+    m.reserve_without_checking("DDD", 0.3)
+
+
+def _three_then_a_fourth(m: TradeLogMachine) -> None:
+    m.enter("AAA", 10.0)
+    m.enter("BBB", 10.0)
+    m.minutes_pass(1)
+    m.enter("CCC", 10.0)
+    m.minutes_pass(1)
+    m.reserve_without_checking("DDD", 0.3)
+
+
+def _two_stop_outs(m: TradeLogMachine) -> None:
+    m.enter("AAA", 10.0)
+    m.enter("BBB", 10.0)
+    m.close_position(m.tl.position("AAA"), -0.05, "stop_loss")  # type: ignore[arg-type]  # entered above
+    m.close_position(m.tl.position("BBB"), -0.05, "stop_loss")  # type: ignore[arg-type]  # entered above
+    m.minutes_pass(1)
+    m.reserve_without_checking("CCC", 0.3)
+
+
+def _after_a_loss(m: TradeLogMachine) -> None:
+    m.enter("AAA", 30.0)
+    m.close_position(m.tl.position("AAA"), -0.3, "signal")  # type: ignore[arg-type]  # entered just above
+    m.reserve_without_checking("BBB", 0.3)
+
+
+def _third_order_in_a_minute(m: TradeLogMachine) -> None:
+    m.enter("AAA", 10.0)
+    m.enter("BBB", 10.0)
+    m.reserve_without_checking("CCC", 0.3)
+
+
+def _halted(m: TradeLogMachine) -> None:
+    m.operator_kill_switch(True)
+    m.reserve_without_checking("AAA", 0.3)
+
+
+def _oversized(m: TradeLogMachine) -> None:
+    m.reserve_without_checking("AAA", 1.3)
+
+
+def _more_than_the_cash(m: TradeLogMachine) -> None:
+    m.enter("AAA", 60.0)
+    m.minutes_pass(1)
+    m.reserve_without_checking("BBB", 1.0)
+
+
+# One interleaving per reservation condition: with the condition in place the machine's checks hold; without it,
+# the same steps break one of them (tests/unit/test_tradelog_contract.py runs both ways).
+SCENARIOS = {"version": _stale_second_entry, "day_not_tripped": _recovered_after_a_trip,
+             "open_slots": _three_then_a_fourth, "no_cooldown": _two_stop_outs, "daily_loss": _after_a_loss,
+             "minute_window": _third_order_in_a_minute, "kill_switch_off": _halted, "sizing_equity": _oversized,
+             "cash": _more_than_the_cash}
+
+
+def run_scenario(name: str, machine: type[TradeLogMachine] = TradeLogMachine) -> None:
+    """Runs one scenario's steps on a fresh machine and checks every invariant after each step."""
+    m = machine()
+    m.check_all()
+    SCENARIOS[name](m)
+    m.check_all()
+

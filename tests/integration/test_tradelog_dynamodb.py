@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from mytrader.adapters.tradelog import TradeLog
+from mytrader.adapters.tradelog import log as tradelog_log
 from mytrader.stack_spec import TRADE_LOG
 from mytrader_tools.embedded.endpoint import DynamoFaults
 from mytrader_tools.embedded.stack import create_table
-from tests.tradelog_machine import TradeLogMachine
+from tests.tradelog_machine import SCENARIOS, TradeLogMachine, run_scenario
 
 _tables = itertools.count()
 DYNAMO = settings(max_examples=25, stateful_step_count=20, deadline=None, database=None,
@@ -44,7 +45,19 @@ def test_the_contract_holds_with_transaction_conflicts_injected(embedded, rate: 
     embedded.router.dynamodb_faults = faults
     try:
         # When the state machine runs, Then every invariant holds (conflicts are retried, never booked twice)
-        run_state_machine_as_test(_machine_on(embedded), settings=DYNAMO)
+        run_state_machine_as_test(_machine_on(embedded), settings=settings(DYNAMO, max_examples=12))
         assert sum(faults.injected.values()) > 0
     finally:
         embedded.router.dynamodb_faults = None
+
+
+@pytest.mark.parametrize("condition", sorted(SCENARIOS))
+def test_each_reservation_condition_is_enforced_by_dynamodb(embedded, condition: str,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the interleaving that needs this condition, on DynamoDB, When it runs, Then every check holds
+    machine = _machine_on(embedded)
+    run_scenario(condition, machine)
+    # When the condition is left out of the transaction, Then DynamoDB lets the same steps break an invariant
+    monkeypatch.delitem(tradelog_log.RESERVE_CONDITIONS, condition)
+    with pytest.raises(AssertionError):
+        run_scenario(condition, machine)

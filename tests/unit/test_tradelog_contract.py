@@ -7,27 +7,41 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from mytrader.adapters.tradelog import RESERVE_CONDITIONS, ReserveParams, StateConflict, SymbolBusy, TradeLog
 from mytrader.adapters.tradelog import log as tradelog_log
 from mytrader.models import Order, OrderSide
-from tests.tradelog_machine import INITIAL, LIMITS, TradeLogMachine, pending_decision
+from tests.tradelog_machine import INITIAL, LIMITS, SCENARIOS, TradeLogMachine, pending_decision, run_scenario
 
 TestTradeLogInvariants = TradeLogMachine.TestCase
 TestTradeLogInvariants.settings = settings(max_examples=200, stateful_step_count=30, deadline=None,
                                            suppress_health_check=list(HealthCheck))
 
-MUTATION = settings(max_examples=1500, stateful_step_count=40, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
+MUTATION = settings(max_examples=150, stateful_step_count=30, deadline=None, database=None,
+                    phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+
+
+def test_every_reservation_condition_has_its_interleaving() -> None:
+    assert set(SCENARIOS) == set(RESERVE_CONDITIONS)
 
 
 @pytest.mark.parametrize("condition", sorted(RESERVE_CONDITIONS))
 def test_removing_a_reservation_condition_breaks_an_invariant(condition: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the reservation without one of its conditions
+    # Given the interleaving that needs this condition, When it runs with every condition, Then all checks hold
+    run_scenario(condition)
+    # When the reservation loses this one condition, Then the same steps break an invariant
     monkeypatch.delitem(tradelog_log.RESERVE_CONDITIONS, condition)
-    # When the state machine explores interleavings, Then it finds one that breaks an invariant
+    with pytest.raises(AssertionError):
+        run_scenario(condition)
+
+
+@pytest.mark.parametrize("condition", ["version", "kill_switch_off", "sizing_equity"])
+def test_the_random_search_finds_a_missing_condition_too(condition: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the reservation without a condition, When Hypothesis explores interleavings (no scripted steps),
+    # Then it finds one that breaks an invariant on its own
+    monkeypatch.delitem(tradelog_log.RESERVE_CONDITIONS, condition)
     with pytest.raises(AssertionError):
         run_state_machine_as_test(TradeLogMachine, settings=MUTATION)
 
