@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: env demo test test-unit bench synth lint lint-infra layer clean
+.PHONY: env demo test test-unit bench chaos synth lint lint-infra layer clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,11 @@ test-unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m mytrader_tools.bench --out out/bench.json
+
+# hostile messages, races and parameter faults against the embedded AWS, each case audited (exit 1 on any breach,
+# lost decision or fill, or duplicate order); out/chaos/summary.json. `--quick` for a few cases per class.
+chaos: $(STAMP)
+	$(BIN)/python -m mytrader_tools.chaos --out out/chaos
 
 layer: $(STAMP)
 	PYTHONPATH=cdk $(BIN)/python -m mytrader_infra.bundling layer

@@ -3,7 +3,6 @@ lost decision or fill, or duplicate order."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,7 +18,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", default="", help="comma list of case names (within the classes chosen)")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per case as it ends")
     args = p.parse_args(argv)
-    os.environ.setdefault("MYTRADER_LOG_LEVEL", "CRITICAL")  # the functions' logs stay off the terminal
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] or None
     names = [c.strip() for c in args.cases.split(",") if c.strip()] or None
     progress = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None

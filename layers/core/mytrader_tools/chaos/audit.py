@@ -123,7 +123,7 @@ class _Audit:
     def __init__(self, snap: Snapshot, ctx: AuditContext) -> None:
         self.snap, self.ctx, self.report = snap, ctx, AuditReport()
         self.fill_time: dict[str, datetime] = {}
-        self.fill_qty: Counter[str] = Counter()
+        self.fill_qty: defaultdict[str, float] = defaultdict(float)
         for f in snap.fills:
             self.fill_qty[f.client_order_id] += f.qty
             t = f.filled_at.astimezone(UTC)
@@ -334,8 +334,6 @@ class _Audit:
         for p in self.snap.positions:
             if p.stop_loss is None or not math.isfinite(p.stop_loss) or p.stop_loss <= 0:
                 self.breach(f"position {p.symbol} ({p.decision_id}) without a protective stop")
-            elif (p.qty > 0 and p.stop_loss >= p.avg_price) or (p.qty < 0 and p.stop_loss <= p.avg_price):
-                self.breach(f"position {p.symbol}: stop {p.stop_loss:g} on the wrong side of {p.avg_price:g}")
             if not 1 <= p.time_limit_bars <= self.ctx.max_horizon_bars:
                 self.breach(f"position {p.symbol}: horizon {p.time_limit_bars} bars outside "
                             f"[1, {self.ctx.max_horizon_bars}]")

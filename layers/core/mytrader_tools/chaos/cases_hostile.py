@@ -13,8 +13,9 @@ from datetime import timedelta
 
 from mytrader.models import Action, TradeDecision
 from mytrader.usecases.admission import record_digest
-from mytrader_tools.chaos.harness import EXEC_AT, ChaosStack, features
+from mytrader_tools.chaos.harness import CAL, EXEC_AT, EXEC_DAY, ChaosStack, features
 from mytrader_tools.chaos.runner import Case
+from mytrader_tools.embedded.stack import FunctionFailed
 
 CLS = "hostile_messages"
 
@@ -23,10 +24,19 @@ def pointer_dict(cs: ChaosStack, d: TradeDecision) -> dict[str, object]:
     return dict(json.loads(cs.body(d)))
 
 
+def outcomes(cs: ChaosStack) -> dict[str, object]:
+    """The outcomes run; its failure is a finding (stops, targets, re-sends and dead letters all stop with it)."""
+    try:
+        return cs.outcomes()
+    except FunctionFailed as exc:
+        cs.expect(False, f"the outcomes function failed: {str(exc)[:160]}")
+        return {}
+
+
 def settle(cs: ChaosStack, genuine: list[TradeDecision]) -> None:
     """Drain, outcomes; then the genuine pointer of every genuine decision the hostile messages left PENDING."""
     cs.drain()
-    cs.outcomes()
+    outcomes(cs)
     pending = [d for d in genuine if cs.status(d)[0] == "PENDING"]
     if pending:
         cs.note(f"{len(pending)} genuine decision(s) still PENDING after the hostile messages: their genuine "
@@ -34,7 +44,7 @@ def settle(cs: ChaosStack, genuine: list[TradeDecision]) -> None:
         for d in pending:
             cs.send_genuine(d, dedup=f"{d.decision_id}-genuine")
         cs.drain()
-        cs.outcomes()
+        outcomes(cs)
     for d in genuine:
         state, reason = cs.status(d)
         cs.note(f"genuine {d.symbol} {d.action.value}: {state} {reason[:90]}".rstrip())
@@ -125,6 +135,22 @@ def nan_values(cs: ChaosStack) -> None:
     expect_executed(cs, d, "NaN bodies name it")
     expect_status(cs, nan_stop, "REJECTED", "stop")
     expect_status(cs, nan_atr, "REJECTED", "")
+
+
+def deep_json_in_dlq(cs: ChaosStack) -> None:
+    """A body nested 5,000 deep (10 KB, well under the size cap) dead-letters; then a held position's stop is hit.
+    The executor refuses the body cleanly; outcomes reads every dead letter for its decision_id: does each run
+    still complete while that body sits in the DLQ (14 days)?"""
+    held = cs.genuine("DIP", price=100.0)
+    cs.send_genuine(held)
+    cs.drain()
+    cs.send("[" * 5000 + "]" * 5000, group="deep")
+    cs.drain()
+    cs.clock(CAL.session_close(EXEC_DAY))  # DIP's bar traded through the stop at 95
+    outcomes(cs)
+    cs.expect(cs.tl.position("DIP") is None, "DIP is still held past its stop")
+    cs.note(f"DLQ depth {cs.dlq_depth()}; DIP held: {cs.tl.position('DIP') is not None} (stops run before the dead "
+            "letters are read)")
 
 
 def stale_decision(cs: ChaosStack) -> None:
@@ -292,13 +318,14 @@ def poison_ahead_in_group(cs: ChaosStack) -> None:
 
 
 CASES = [
-    Case(CLS, "missing_fields", missing_fields, quick=True),
+    Case(CLS, "missing_fields", missing_fields),
     Case(CLS, "wrong_types", wrong_types),
     Case(CLS, "not_json", not_json),
     Case(CLS, "invalid_symbol", invalid_symbol),
     Case(CLS, "naive_timestamp", naive_timestamp),
     Case(CLS, "nan_values", nan_values),
-    Case(CLS, "stale_decision", stale_decision),
+    Case(CLS, "deep_json_in_dlq", deep_json_in_dlq),
+    Case(CLS, "stale_decision", stale_decision, quick=True),
     Case(CLS, "future_decision", future_decision),
     Case(CLS, "unknown_symbol", unknown_symbol),
     Case(CLS, "outside_universe", outside_universe),
@@ -306,8 +333,8 @@ CASES = [
     Case(CLS, "sell_while_flat", sell_while_flat),
     Case(CLS, "extra_fields", extra_fields),
     Case(CLS, "big_body_240kb", big_body),
-    Case(CLS, "id_without_record", id_without_record),
-    Case(CLS, "digest_mismatch", digest_mismatch, quick=True),
+    Case(CLS, "id_without_record", id_without_record, quick=True),
+    Case(CLS, "digest_mismatch", digest_mismatch),
     Case(CLS, "huge_sizing_equity", huge_sizing_equity, quick=True),
     Case(CLS, "no_stop_huge_horizon", no_stop_huge_horizon),
     Case(CLS, "hold_and_forged_close", hold_and_forged_close),

@@ -15,9 +15,8 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from mytrader.models import Action
 from mytrader.stack_spec import FUNCTIONS
-from mytrader_tools.chaos.harness import CAL, ChaosStack, StackSpec, price_file
+from mytrader_tools.chaos.harness import CAL, ChaosStack, StackSpec, open_price, price_file
 from mytrader_tools.chaos.runner import Case
 from mytrader_tools.embedded.stack import FunctionFailed
 from mytrader_tools.ops import Ops
@@ -88,7 +87,7 @@ def setup(cs: ChaosStack) -> Day:
     day = signal_day()
     cs.stack.set_param("MODE", "baseline")
     cs.clock(day.seeded_at)
-    held = cs.genuine(day.sell, decided_at=day.prior_close)
+    held = cs.genuine(day.sell, decided_at=day.prior_close, price=open_price(day.sell, day.day))
     cs.send_genuine(held)
     cs.drain()
     cs.expect(cs.tl.position(day.sell) is not None, f"setup: {day.sell} not held ({cs.status(held)})")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import time
 import zlib
+from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from mytrader.models import Action, TradeDecision
@@ -179,24 +181,29 @@ def kill_switch_burst(cs: ChaosStack) -> None:
 
 
 def redelivery_concurrent(cs: ChaosStack) -> None:
-    d = cs.genuine("AAA")
-    body = cs.body(d)
+    """One decision's pointer delivered to three executor containers at the same instant (and again, twice), for
+    four decisions; then twice more through the queue under other deduplication ids: one order per decision."""
+    ds = [cs.genuine(s) for s in ("AAA", "BBB", "CCC", "DDD")]
     names = cs.executors(3)
     conflicts(cs)
-    for rnd in range(3):
-        records = [{"MessageId": f"m{rnd}-{k}", "ReceiptHandle": f"h{rnd}-{k}", "Body": body,
-                    "Attributes": {"MessageGroupId": "AAA", "ApproximateReceiveCount": str(rnd + 1)}}
-                   for k in range(len(names))]
-        results = cs.concurrently(*[lambda fn=fn, r=r: cs.deliver(fn, [r]) for fn, r in zip(names, records,
-                                                                                            strict=True)])
-        cs.note(f"round {rnd}: " + "; ".join(json.dumps(r)[:90] for r in results))
-    for k in range(2):  # and through the queue, twice under other deduplication ids
-        cs.send_genuine(d, group=f"AAA-{k}", dedup=f"again-{k}")
+    for d in ds:
+        body = cs.body(d)
+        for rnd in range(2):
+            records = [{"MessageId": f"{d.symbol}-{rnd}-{k}", "ReceiptHandle": f"{d.symbol}-{rnd}-{k}", "Body": body,
+                        "Attributes": {"MessageGroupId": d.symbol, "ApproximateReceiveCount": str(rnd + 1)}}
+                       for k in range(len(names))]
+            results = cs.concurrently(*[partial(cs.deliver, fn, [r]) for fn, r in zip(names, records, strict=True)])
+            failed = sum(1 for r in results if not isinstance(r, dict) or r.get("function_error")
+                         or r.get("batchItemFailures"))
+            cs.note(f"{d.symbol} round {rnd}: {len(results) - failed} of {len(results)} deliveries succeeded")
+        for k in range(2):  # and through the queue, twice under other deduplication ids
+            cs.send_genuine(d, group=f"{d.symbol}-{k}", dedup=f"again-{d.symbol}-{k}")
     with cs.sampler():
         cs.parallel_drain(workers=2)
     faults_note(cs)
-    cs.expect(cs.status(d)[0] == "EXECUTED", f"the decision: {cs.status(d)}")
-    cs.expect(entry_orders(cs, [d]) == 1, f"{entry_orders(cs, [d])} broker orders for one decision")
+    for d in ds:
+        cs.expect(cs.status(d)[0] == "EXECUTED", f"{d.symbol}: {cs.status(d)}")
+        cs.expect(entry_orders(cs, [d]) == 1, f"{d.symbol}: {entry_orders(cs, [d])} broker orders for one decision")
 
 
 def redelivery_no_idempotency(cs: ChaosStack) -> None:
@@ -206,15 +213,34 @@ def redelivery_no_idempotency(cs: ChaosStack) -> None:
 
 
 def outcomes_twice(cs: ChaosStack) -> None:
-    """Two outcomes runs at once (the scheduler delivers at least once; an operator invokes it by hand) while a
-    stop is hit: one close order."""
-    hold(cs, *DIPS)
+    """Outcomes running three times at once (the scheduler delivers at least once; an operator invokes it by
+    hand) while stops are hit: one close order per position. Three sessions, four stopped-out positions each."""
+    day = EXEC_DAY
+    for _ in range(3):
+        opened = CAL.session_open(day) + timedelta(minutes=5)
+        cs.clock(opened)
+        hold(cs, *DIPS, decided_at=opened - timedelta(hours=17))
+        cs.clock(CAL.session_close(day))
+        conflicts(cs)
+        results = cs.concurrently(lambda: cs.outcomes(), lambda: cs.outcomes(), lambda: cs.outcomes())
+        faults_note(cs)
+        cs.note(f"{day}: " + "; ".join(str(r)[:80] for r in results))
+        day = CAL.next_session(day)
+    cs.expect(len(cs.tl.outcomes()) == 3 * len(DIPS), f"{len(cs.tl.outcomes())} outcomes for {3 * len(DIPS)} "
+                                                      "positions")
+
+
+def claimed_close_twice(cs: ChaosStack) -> None:
+    """A close claimed and never sent (the outcomes run died between claiming the position and the broker call:
+    a timeout, a crash), then two outcomes runs at once: the close is continued once, not sent twice."""
+    entries = hold(cs, *DIPS)
+    for d in entries:  # the state the dead run left: the position claimed for its close, no order at the broker
+        cs.tl.mark_closing(d.symbol, f"{d.decision_id}-x", "stop_loss", d.decision_id)
     cs.clock(CAL.session_close(EXEC_DAY))
-    conflicts(cs)
     results = cs.concurrently(lambda: cs.outcomes(), lambda: cs.outcomes())
-    faults_note(cs)
-    cs.note("runs: " + "; ".join(str(r)[:110] for r in results))
-    cs.expect(len(cs.tl.outcomes()) == len(DIPS), f"{len(cs.tl.outcomes())} outcomes for {len(DIPS)} positions")
+    cs.note("runs: " + "; ".join(str(r)[:100] for r in results))
+    closes = [o.client_order_id for o in cs.orders() if o.side.value == "sell"]
+    cs.note(f"{len(closes)} close orders for {len(entries)} positions")
 
 
 def close_race(cs: ChaosStack) -> None:
@@ -292,6 +318,11 @@ def buy_sell_same_symbol(cs: ChaosStack) -> None:
     cs.expect(cs.status(sell)[0] == "EXECUTED", "the close must execute")
 
 
+def later(delay_s: float, call: Callable[[], Any]) -> Any:
+    time.sleep(delay_s)
+    return call()
+
+
 def dlq_mark_vs_execution(cs: ChaosStack) -> None:
     """A malformed body naming a genuine decision sits in the DLQ; outcomes marks that decision DEAD_LETTERED
     while an executor is executing the genuine pointer. One symbol per round, outcomes started a little later each
@@ -305,8 +336,7 @@ def dlq_mark_vs_execution(cs: ChaosStack) -> None:
         cs.drain()  # the poison dead-letters (3 receives)
         record = {"MessageId": f"g{k}", "ReceiptHandle": f"g{k}", "Body": cs.body(d),
                   "Attributes": {"MessageGroupId": symbol, "ApproximateReceiveCount": "1"}}
-        cs.concurrently(lambda k=k: (time.sleep(0.03 * k), cs.outcomes()),
-                        lambda record=record: cs.deliver(name, [record]))
+        cs.concurrently(partial(later, 0.03 * k, cs.outcomes), partial(cs.deliver, name, [record]))
     cs.note("states: " + str(states(cs, ds)))
     cs.note(f"entry orders: {entry_orders(cs, ds)}, entry fills in the trade log: "
             f"{sum(1 for f in cs.tl.fills() if f.client_order_id in {d.decision_id for d in ds})}")
@@ -322,8 +352,9 @@ CASES = [
     Case(CLS, "kill_switch_burst", kill_switch_burst, StackSpec(risk={"max_open_positions": 10})),
     Case(CLS, "redelivery_concurrent", redelivery_concurrent, quick=True),
     Case(CLS, "redelivery_no_idempotency", redelivery_no_idempotency, StackSpec(env={"IDEMPOTENCY": "false"})),
+    Case(CLS, "claimed_close_twice", claimed_close_twice),
     Case(CLS, "close_race", close_race),
-    Case(CLS, "outcomes_twice", outcomes_twice),
+    Case(CLS, "outcomes_twice", outcomes_twice, StackSpec(risk={"max_consecutive_stopouts": 50, "cooldown_bars": 0})),
     Case(CLS, "flatten_during_entries", flatten_during_entries),
     Case(CLS, "conflict_storm", conflict_storm, StackSpec(risk={"max_open_positions": 4})),
     Case(CLS, "outcomes_vs_entries", outcomes_vs_entries, StackSpec(risk=SLOT1)),

@@ -1,10 +1,11 @@
 """What every chaos case stands on: one stack per case on the shared embedded AWS, genuine decisions recorded as the
-decision cycle records them, messages sent to the decisions queue as SQS carries them, deliveries to one or two
-executor "containers" at once, and a sampler that watches the broker's book while a case runs.
+decision cycle records them, messages sent to the decisions queue as SQS carries them, deliveries to several
+executor "containers" at once (`SiblingContainer`), and a sampler that watches the broker's book while a case runs.
 
 Market data: NVDA and ORCL (the packaged daily files) and a few crafted symbols whose prices the cases rely on —
 AAA..HHH flat at 100 (a 99..101 daily range, so a stop at 95 never triggers), CRSH at 100 that gaps to 70 at the
-open of NEXT_DAY, DIP (and DIPB..DIPD) whose EXEC_DAY bar trades down to 90 (a stop at 95 is hit on that bar).
+open of NEXT_DAY, DIP (and DIPB..DIPD) opening at 100 and trading down to 90 every session from EXEC_DAY on (a
+position entered at the open with a stop at 95 is stopped out on that session's bar).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from mytrader.adapters.aws.queue import send_decision
@@ -29,7 +30,7 @@ from mytrader_tools.chaos.audit import AuditContext, AuditReport, audit, take_sn
 from mytrader_tools.embedded.endpoint import EmbeddedAws
 from mytrader_tools.embedded.event_source import DrainStats, drain, sqs_event
 from mytrader_tools.embedded.services import LocalFunction
-from mytrader_tools.embedded.stack import DEFAULT_UNIVERSE, LAMBDAS, FunctionFailed, LocalStack
+from mytrader_tools.embedded.stack import LAMBDAS, FunctionFailed, LocalStack
 
 CAL = nyse()
 DECIDED_DAY = date(2011, 3, 1)  # decisions are made at this session's close ...
@@ -54,10 +55,8 @@ def crafted_csv(symbol: str, start: date = date(2010, 1, 4), end: date = date(20
             o, h, lo, c = 100.0, 101.0, 99.0, 100.0
             if symbol == "CRSH" and day >= NEXT_DAY:
                 o, h, lo, c = 70.0, 71.0, 69.0, 70.0
-            if symbol in DIPS and day == EXEC_DAY:
+            if symbol in DIPS and day >= EXEC_DAY:
                 o, h, lo, c = 100.0, 100.5, 90.0, 92.0
-            elif symbol in DIPS and day > EXEC_DAY:
-                o, h, lo, c = 92.0, 93.0, 91.0, 92.0
             rows.append(f"{day.isoformat()},{o},{h},{lo},{c},1000000")
         day += timedelta(days=1)
     return "\n".join(rows) + "\n"
@@ -401,6 +400,7 @@ class Sampler:
         self._thread.join(timeout=10)
         self.max_held = max(self.max_held, len(self.held()))
         limit = self.cs.ctx.limits.max_open_positions
+        self.cs.note(f"sampler: {self.samples} looks at the broker's book, at most {self.max_held} symbols held")
         if self.max_held > limit:
             self.cs.breaches.append(f"sampler: the broker held {self.max_held} symbols at once "
                                     f"(max_open_positions {limit})")
@@ -460,6 +460,3 @@ class Harness:
                 cs.note(f"final outcomes run failed: {str(exc)[:160]}")
         cs.drain()
 
-
-__all__ = ["CAL", "DECIDED_AT", "EXEC_AT", "EXEC_DAY", "NEXT_DAY", "ChaosStack", "Harness", "StackSpec",
-           "DEFAULT_UNIVERSE", "UTC"]

@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import time
 import traceback
 import warnings
@@ -130,6 +131,8 @@ def run(out: Path | None = None, quick: bool = False, classes: list[str] | None 
     started = time.perf_counter()
     results: list[CaseResult] = []
     sink = io.StringIO()
+    saved = os.environ.get("MYTRADER_LOG_LEVEL")
+    os.environ["MYTRADER_LOG_LEVEL"] = saved or "CRITICAL"  # the functions' logs stay off the terminal
     with EmbeddedAws() as embedded:
         h = Harness(embedded)
         for case in cases:
@@ -141,6 +144,8 @@ def run(out: Path | None = None, quick: bool = False, classes: list[str] | None 
             if progress is not None:
                 flag = "ok" if not (result.breaches or result.lost or result.duplicates) else "FAIL"
                 progress(f"{case.cls}/{case.name}: {flag} ({result.seconds:.1f}s)")
+    if saved is None:
+        os.environ.pop("MYTRADER_LOG_LEVEL", None)
     summary = summarise(results, time.perf_counter() - started)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
