@@ -74,6 +74,9 @@ class Monitoring(Construct):
         self.alarm("position-mismatch", self.metric("PositionMismatches", service=service_name("outcomes")), 0,
                    "The book and the broker hold different quantities "
                    "(`mytrader ops status`; trades outside MyTrader?)")
+        self.alarm("positions-unchecked", self.metric("PositionsUnchecked", service=service_name("outcomes")), 1,
+                   "A held position's stop and target could not be checked: no bars and no trusted quote "
+                   "(see the outcomes function's unchecked_reasons)", op=at_least_one)
         self.alarm("finetune-failed", learning.state_machine.metric_failed(period=Duration.minutes(5)), 0,
                    "The fine-tuning workflow failed")
         dash = cw.Dashboard(self, "dashboard", dashboard_name=f"{Stack.of(decisions).node.id}-trading")

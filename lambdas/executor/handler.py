@@ -36,9 +36,10 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     SETTINGS = PipelineSettings.from_env()
     AWS = Aws()  # one set of clients per container: the trade log and the idempotency store share DynamoDB's
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    # Keyed on the pointer's id AND digest: a forged pointer for a real decision gets its own key, so its refusal
-    # is never replayed to the genuine message.
-    idempotency = IdempotencyConfig(event_key_jmespath="[decision_id, digest]", raise_on_no_idempotency_key=True,
+    # Keyed on the whole pointer: a forged pointer for a real decision (any field changed) gets its own key, so its
+    # refusal is never replayed to the genuine message.
+    idempotency = IdempotencyConfig(event_key_jmespath="[decision_id, symbol, action, digest]",
+                                    raise_on_no_idempotency_key=True,
                                     expires_after_seconds=IDEMPOTENCY_EXPIRY_S)
     deps = cache(lambda: executor_deps(SETTINGS, AWS))  # built once per container, on first use
 

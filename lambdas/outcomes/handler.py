@@ -33,4 +33,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"Outcomes{name}", unit=MetricUnit.Count, value=value)
     metrics.add_metric(name="RealisedPnl", unit=MetricUnit.Count, value=result.realised_pnl)
     metrics.add_metric(name="PositionMismatches", unit=MetricUnit.Count, value=len(result.position_mismatches or []))
+    # a held position whose stop and target could not be checked (no bars, no trusted quote): alarmed at >= 1
+    metrics.add_metric(name="PositionsUnchecked", unit=MetricUnit.Count, value=result.positions_unchecked)
     return result.response()

@@ -146,7 +146,8 @@ def _alarm_on(template, metric: str) -> dict:
 
 
 @pytest.mark.parametrize("metric,service", [("UnknownDecision", "mytrader-executor"),
-                                            ("EntriesFailedClosed", "mytrader-decision-cycle")])
+                                            ("EntriesFailedClosed", "mytrader-decision-cycle"),
+                                            ("PositionsUnchecked", "mytrader-outcomes")])
 def test_fail_safe_alarms_fire_on_the_first_occurrence(template, metric, service):
     # Given the synthesized stack / When a metric of the fail-safe issue is emitted once by its function
     alarm = _alarm_on(template, metric)

@@ -162,7 +162,7 @@ def test_duplicated_and_stale_messages(stack):
     assert after.status == DecisionStatus.REJECTED and after.status_reason.startswith("stale")
 
 
-def test_poison_messages_reach_the_dlq_and_their_decisions_end_dead_lettered(stack):
+def test_poison_messages_reach_the_dlq_and_never_end_the_decision_they_name(stack):
     d, day = _pending_decision(stack, None)
     sqs = stack.client("sqs")
     url = stack.queue_urls["decisions"]
@@ -182,7 +182,17 @@ def test_poison_messages_reach_the_dlq_and_their_decisions_end_dead_lettered(sta
                                    AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
     assert int(dlq["ApproximateNumberOfMessages"]) == 2
     out = stack.invoke("outcomes", {})
-    assert out["dead_lettered"] == 1
+    # Then the DLQ sweep does not end a real decision because a malformed message named it (the genuine
+    # pointer, or the outcomes' re-send, still comes): it stays PENDING and is re-sent
+    assert out["dead_lettered"] == 0
+    assert recorded(tl, "f" * 32).status == DecisionStatus.PENDING
+    # And a genuine pointer that ran out of receives does end its decision DEAD_LETTERED
+    row = tl.get_decision_row("f" * 32)
+    assert row is not None
+    sqs.send_message(QueueUrl=stack.queue_urls["decisions-dlq"], MessageGroupId="f",
+                     MessageBody=message_for(recorded(tl, "f" * 32), row["doc"]).model_dump_json(),
+                     MessageDeduplicationId="genuine")
+    assert stack.invoke("outcomes", {})["dead_lettered"] == 1
     assert recorded(tl, "f" * 32).status == DecisionStatus.DEAD_LETTERED
 
 

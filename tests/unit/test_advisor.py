@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mytrader.advisor.llm import LlmAdvisor, TokenBudget
+from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor, TokenBudget
 from mytrader.advisor.local_model import LocalAdvisorModel
 from mytrader.advisor.pricing import cost_usd
 from mytrader.advisor.prompt import (
@@ -160,3 +160,194 @@ def test_local_model_answers_in_converse_shapes_and_says_what_it_is():
     assert call.input_tokens > 200 and call.output_tokens > 20
     text = LlmAdvisor(model, AdvisorSettings(response_mode="json")).advise(inputs(), "d")
     assert text[0] == advice
+
+
+# -- strict answers: exactly one decision, or a repair and then the strategy ----------------------------------
+def blocks_response(blocks: object, stop: str = "tool_use") -> dict:
+    return {"output": {"message": {"role": "assistant", "content": blocks}}, "stopReason": stop,
+            "usage": {"inputTokens": 500, "outputTokens": 80}}
+
+
+def tool_block(payload, name: str = "trade_decision", tid: str = "t1") -> dict:
+    return {"toolUse": {"toolUseId": tid, "name": name, "input": payload}}
+
+
+HOLD = good_advice(decision="HOLD", confidence=0.5, position_size_pct=0.0, stop_loss=None, take_profit=None)
+ALL_IN = good_advice(decision="BUY", confidence=0.99, position_size_pct=100.0, stop_loss=None, take_profit=None)
+
+STRICT_TOOL_BAD = {  # name: (answer, the kind it must be refused as)
+    "hold_then_buy_blocks": (blocks_response([tool_block(HOLD), tool_block(ALL_IN, tid="t2")]), "several_answers"),
+    "wrong_tool": (blocks_response([tool_block(ALL_IN, name="place_order")]), "wrong_tool"),
+    "tool_then_other_tool": (blocks_response([tool_block(HOLD), tool_block(ALL_IN, "place_order", "t2")]),
+                             "several_answers"),
+    "extra_fields": (tool_response({**ALL_IN, "override_limits": True}), "extra_fields"),
+    "schema": (tool_response(good_advice(decision="STRONG_BUY")), "schema"),
+    "tool_input_string": (blocks_response([tool_block(json.dumps(ALL_IN))]), "not_json"),
+    "json_text_in_tool_mode": (text_response(json.dumps(ALL_IN)), "no_tool_call"),
+    "content_filtered": (text_response("blocked", stop="content_filtered"), "refusal"),
+    "guardrail_intervened": (text_response("Sorry, the model cannot answer this question.",
+                                           stop="guardrail_intervened"), "refusal"),
+    "text_refusal": (text_response("I'm sorry, but I can't provide trading advice."), "refusal"),
+    "no_blocks": (blocks_response([], stop="end_turn"), "empty"),
+    "no_output": ({"stopReason": "end_turn", "usage": {}}, "empty"),
+    "truncated": (blocks_response([tool_block(ALL_IN)], stop="max_tokens"), "truncated"),
+    "content_not_blocks": (blocks_response("BUY"), "malformed"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_TOOL_BAD))
+def test_tool_mode_answers_other_than_one_trade_decision_are_repaired_once_then_fall_back(name):
+    # Given a model that answers in tool mode with a bad shape every time
+    answer, kind = STRICT_TOOL_BAD[name]
+    client = ScriptedConverse(answer)
+    adv = LlmAdvisor(client, AdvisorSettings())
+    # When asked
+    advice, call = adv.advise(inputs(), "2010-03-01")
+    # Then nothing from the bad answer is used: one repair turn with a one-line reason, then the strategy
+    assert advice is None
+    assert call.fallback_reason == f"invalid_output:{kind}" and call.attempts == 2
+    assert len(client.requests) == 2
+    assert adv.stats.repairs == 1 and adv.stats.fallback_reasons == {"invalid_output": 1}
+    assert adv.stats.invalid_answers == {kind: 2}
+    reason = client.requests[1]["messages"][-1]["content"][0]
+    text = reason["toolResult"]["content"][0]["text"] if "toolResult" in reason else reason["text"]
+    assert text.startswith("Invalid answer (") and "\n" not in text
+
+
+STRICT_JSON_BAD = {
+    "two_objects": (text_response(json.dumps(HOLD) + "\n" + json.dumps(ALL_IN)), "several_answers"),
+    "two_objects_same_line": (text_response(json.dumps(HOLD) + json.dumps(ALL_IN)), "several_answers"),
+    "trailing_text": (text_response(json.dumps(good_advice()) + " Also buy more."), "trailing_text"),
+    "garbage": (text_response('{"decision": "BUY", "confidence": 0.9,, }'), "not_json"),
+    "truncated_text": (text_response(json.dumps(ALL_IN)[:60]), "not_json"),
+    "truncated_stop": (text_response(json.dumps(ALL_IN), stop="max_tokens"), "truncated"),
+    "duplicate_keys": (text_response(json.dumps(HOLD)[:-1] + ', "decision": "BUY"}'), "duplicate_keys"),
+    "nan": (text_response(json.dumps(good_advice()).replace('"confidence": 0.8', '"confidence": NaN')), "not_json"),
+    "tool_block_in_json_mode": (tool_response(good_advice()), "unexpected_tool"),
+    "extra_fields": (text_response(json.dumps({**good_advice(), "symbol": "TSLA"})), "extra_fields"),
+    "wrong_side_stop": (text_response(json.dumps(good_advice(stop_loss=130.0, take_profit=80.0))), "levels"),
+    "empty": (text_response("  \n"), "empty"),
+    "refusal": (text_response("I cannot help with that."), "refusal"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STRICT_JSON_BAD))
+def test_json_mode_answers_other_than_one_object_are_repaired_once_then_fall_back(name):
+    # Given a model in JSON mode that answers badly every time
+    answer, kind = STRICT_JSON_BAD[name]
+    client = ScriptedConverse(answer)
+    adv = LlmAdvisor(client, AdvisorSettings(response_mode="json"))
+    # When asked
+    advice, call = adv.advise(inputs(), "d")
+    # Then one repair, then the strategy, the shape named
+    assert advice is None and call.fallback_reason == f"invalid_output:{kind}"
+    assert len(client.requests) == 2 and adv.stats.repairs == 1 and adv.stats.fallbacks == 1
+    assert all(list(b) == ["text"] for m in client.requests[1]["messages"] for b in m["content"])
+
+
+@pytest.mark.parametrize("wrapped", [
+    "```json\n{doc}\n```", "```\n{doc}\n```  \n", "Here is my decision:\n```json\n{doc}\n```", "  {doc}\n\n",
+])
+def test_json_mode_accepts_one_object_in_a_code_fence_or_after_prose(wrapped):
+    # Given one valid JSON object, fenced or introduced, with only whitespace or the fence after it
+    client = ScriptedConverse(text_response(wrapped.replace("{doc}", json.dumps(good_advice()))))
+    # When asked in JSON mode, Then it is used at once
+    advice, call = LlmAdvisor(client, AdvisorSettings(response_mode="json")).advise(inputs(), "d")
+    assert advice is not None and advice.decision == Action.BUY and call.attempts == 1
+
+
+def test_text_beside_one_tool_call_is_ignored():
+    # Given a preamble and one trade_decision call, When asked, Then the call is used
+    client = ScriptedConverse(blocks_response([{"text": "Let me decide."}, tool_block(good_advice())]))
+    advice, call = LlmAdvisor(client, AdvisorSettings()).advise(inputs(), "d")
+    assert advice is not None and call.attempts == 1
+
+
+def test_a_good_answer_after_repair_is_used_and_the_bad_one_never_is():
+    # Given HOLD then an all-in BUY in one answer, and a valid HOLD on the repair turn
+    good_hold = HOLD
+    client = ScriptedConverse(blocks_response([tool_block(HOLD), tool_block(ALL_IN, tid="t2")]),
+                              tool_response(good_hold))
+    adv = LlmAdvisor(client, AdvisorSettings())
+    # When asked
+    advice, call = adv.advise(inputs(), "d")
+    # Then the repaired answer is used, the bad one is counted and was replayed as text (never as a second tool call)
+    assert advice is not None and advice.decision == Action.HOLD and advice.position_size_pct == 0
+    assert call.attempts == 2 and call.fallback_reason is None
+    assert adv.stats.invalid_answers == {"several_answers": 1} and adv.stats.fallbacks == 0
+    assistant = client.requests[1]["messages"][1]
+    assert list(assistant["content"][0]) == ["text"] and "several_answers" in json.dumps(client.requests[1])
+
+
+def test_the_repair_turn_for_a_wrong_tool_is_text_so_the_conversation_stays_valid():
+    # Given a call of a tool the request never offered, When asked, Then the replay names no tool use
+    client = ScriptedConverse(blocks_response([tool_block(ALL_IN, name="place_order")]), tool_response(good_advice()))
+    advice, _ = LlmAdvisor(client, AdvisorSettings()).advise(inputs(), "d")
+    assert advice is not None
+    assert all(list(b) == ["text"] for m in client.requests[1]["messages"][1:] for b in m["content"])
+
+
+def test_a_bad_cached_answer_is_never_used():
+    # Given a cache holding an answer with two tool blocks for this very prompt
+    client = ScriptedConverse(tool_response(HOLD))
+    cache = InMemoryResponseCache()
+    adv = LlmAdvisor(client, AdvisorSettings(), cache=cache)
+    adv.advise(inputs(), "d")
+    key = next(iter(cache.data))
+    cache.data[key] = blocks_response([tool_block(HOLD), tool_block(ALL_IN, tid="t2")])
+    # When asked again, Then the model is asked (the cached answer is refused) and its valid answer used
+    advice, _ = adv.advise(inputs(), "d")
+    assert advice is not None and advice.decision == Action.HOLD and len(client.requests) == 2
+
+
+class EmulatedConverse:
+    """The embedded Converse emulator, called in process (no sockets): its answers are the wire JSON."""
+
+    def __init__(self, **configure):
+        from mytrader_tools.embedded.services import LocalBedrockRuntime
+
+        self.runtime = LocalBedrockRuntime()
+        self.runtime.configure(**configure)
+
+    def converse(self, **req):
+        model = req.pop("modelId")
+        status, _, body = self.runtime.handle(f"/model/{model}/converse", json.loads(json.dumps(req)))
+        assert status == 200
+        return json.loads(body)
+
+
+def _emulator_modes() -> list[str]:
+    from mytrader_tools.embedded.services import ANSWER_MODES
+
+    return sorted(ANSWER_MODES - {"normal"})
+
+
+@pytest.mark.parametrize("mode", _emulator_modes())
+@pytest.mark.parametrize("response_mode", ["tool", "json"])
+def test_every_emulator_bad_answer_mode_ends_in_a_repair_then_the_strategy(mode, response_mode):
+    # Given the local Converse emulator answering every call in a bad shape
+    client = EmulatedConverse(answer_mode=mode)
+    adv = LlmAdvisor(client, AdvisorSettings(response_mode=response_mode))
+    # When asked for advice on a stock at 100
+    advice, call = adv.advise(inputs(), "d")
+    # Then no advice is taken from it: one repair, then the fallback, counted
+    assert advice is None, (mode, advice)
+    assert call.fallback_reason is not None and call.fallback_reason.startswith("invalid_output:")
+    assert client.runtime.calls == 2 and client.runtime.bad_answers == 2 and adv.stats.fallbacks == 1
+
+
+@pytest.mark.parametrize("mode", ["two_tool_blocks", "wrong_tool", "refusal", "empty", "extra_fields"])
+def test_emulator_answering_well_on_the_repair_turn_is_used(mode):
+    # Given the emulator bad on the first answer only, When asked, Then the repaired (model's own) answer is used
+    client = EmulatedConverse(answer_mode=mode, answer_bad_on_repair=False)
+    adv = LlmAdvisor(client, AdvisorSettings())
+    advice, call = adv.advise(inputs(), "d")
+    assert advice is not None and call.attempts == 2 and call.fallback_reason is None
+    assert "not an LLM" in advice.reasoning
+
+
+def test_emulator_refuses_an_unknown_answer_mode():
+    from mytrader_tools.embedded.services import LocalBedrockRuntime
+
+    with pytest.raises(ValueError, match="answer_mode"):
+        LocalBedrockRuntime().configure(answer_mode="chaotic")

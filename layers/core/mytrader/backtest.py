@@ -22,6 +22,7 @@ from mytrader.engine import DecisionContext, DecisionEngine, should_query
 from mytrader.features import compute_features
 from mytrader.labels import forward_return, label_for_return
 from mytrader.market.calendar import session_open_for
+from mytrader.market.guard import BarFlags, bar_flags, collar, last_trusted_close
 from mytrader.metrics import performance
 from mytrader.models import Action, OrderSide, Position, SentimentScore
 from mytrader.portfolio import Costs, exit_on_bar
@@ -57,6 +58,7 @@ class SymbolState:
     entry_fee: float = 0.0
     pending: TradeDecision | None = None
     memo: QueryMemo | None = None
+    flags: BarFlags | None = None  # the market-data guard's verdict on every bar (set by Backtester.run)
 
 
 @dataclass
@@ -68,6 +70,8 @@ class BacktestResult:
     decisions: list[TradeDecision] = field(default_factory=list)
     rejections: Counter[str] = field(default_factory=Counter)
     llm_scored: list[tuple[float, bool]] = field(default_factory=list)  # (confidence, right) per answered call
+    quarantined: dict[str, int] = field(default_factory=dict)  # bars the data guard refused to decide on, by symbol
+    unchecked: dict[str, int] = field(default_factory=dict)  # held bars whose stop/target could not be checked
 
 
 @dataclass
@@ -81,6 +85,7 @@ class _Run:
     llm_scored: list[tuple[float, bool]] = field(default_factory=list)
     last_close: dict[str, float] = field(default_factory=dict)
     bars_in_market: int = 0
+    unchecked: Counter[str] = field(default_factory=Counter)
 
 
 def prepare(series: BarSeries) -> SymbolState:
@@ -106,6 +111,7 @@ class Backtester:
     def run(self, states: dict[str, SymbolState], progress: Progress | None = None) -> BacktestResult:
         for st in states.values():
             st.position, st.pending, st.memo, st.entry_fee = None, None, None, 0.0
+            st.flags = bar_flags(st.series, self.cfg.data_guard)
         timeline = _timeline(states)
         run = _Run(ledger.new_account(self.cfg.initial_equity))
         total = len(timeline)
@@ -126,7 +132,7 @@ class Backtester:
             run.equity_curve.append((datetime.fromtimestamp(prev_t, UTC), self._equity(run.account, states,
                                                                                       run.last_close)))
         self._close_at_end(states, run)
-        return self._result(run, total)
+        return self._result(run, total, states)
 
     # -- steps -------------------------------------------------------------------------------------
     def _start_tick(self, run: _Run, states: dict[str, SymbolState], prev_t: int | None, t: int) -> None:
@@ -149,7 +155,14 @@ class Backtester:
         if pos is None:
             return
         run.bars_in_market += 1
-        hit = exit_on_bar(pos, st.o[i], st.h[i], st.lo[i], st.c[i])
+        if st.flags is not None and st.flags.jump[i]:  # an untrusted bar: the paper broker's quote (its open) decides
+            quote = st.o[i]
+            if collar(quote, last_trusted_close(st.series, st.flags, i), self.cfg.data_guard.collar_pct):
+                run.unchecked[st.series.symbol] += 1  # not even the quote is trusted: held, unchecked
+                return
+            hit = exit_on_bar(pos, quote, quote, quote, quote)
+        else:
+            hit = exit_on_bar(pos, st.o[i], st.h[i], st.lo[i], st.c[i])
         if hit is None:
             st.position = pos.model_copy(update={"bars_held": pos.bars_held + 1})
             return
@@ -161,7 +174,8 @@ class Backtester:
     def _may_decide(self, st: SymbolState, i: int, t: int) -> bool:
         """Past the warm-up, with a next bar to fill on, every feature defined, inside the trading window."""
         return (i >= self.cfg.warmup_bars and i + 1 < len(st.c) and st.valid[i]
-                and (self.trade_from is None or t >= self.trade_from))
+                and (self.trade_from is None or t >= self.trade_from)
+                and (st.flags is None or st.flags.reason(i) is None))  # the data guard quarantined this bar
 
     def _decide_at_close(self, st: SymbolState, run: _Run, i: int, t: int) -> None:
         act = st.action[i]
@@ -208,6 +222,9 @@ class Backtester:
             return self._close(st, pos, run, self.costs.fill_price(quote, side), now, "signal")
         if pos is not None or (d.action == Action.SELL and not self.cfg.allow_short):
             return None
+        if collar(quote, d.reference_price, self.cfg.data_guard.collar_pct):  # the executor's price collar
+            run.rejections["collar"] += 1
+            return None
         verdict = ledger.entry_verdict(self.cfg.risk, run.account, size_pct=d.position_size_pct, price=quote, now=now,
                                        market_open=True, kill_switch=False, decided_equity=d.sizing_equity)
         if verdict.trips_daily_loss:
@@ -246,7 +263,7 @@ class Backtester:
                 run.trades.append(self._close(st, pos, run, self.costs.fill_price(st.c[last], side),
                                               st.series.time(last), "end_of_data"))
 
-    def _result(self, run: _Run, total: int) -> BacktestResult:
+    def _result(self, run: _Run, total: int, states: dict[str, SymbolState]) -> BacktestResult:
         cfg = self.cfg
         if run.equity_curve:
             run.equity_curve[-1] = (run.equity_curve[-1][0], run.account.cash)
@@ -260,9 +277,13 @@ class Backtester:
             metrics.update(llm_fallbacks=stats.fallbacks, llm_cache_hits=stats.cache_hits,
                            llm_input_tokens=stats.input_tokens, llm_output_tokens=stats.output_tokens,
                            injection_flags=stats.injection_flags)
-        metrics["rejected_by_risk"] = sum(run.rejections.values())
+        metrics["rejected_by_risk"] = sum(v for k, v in run.rejections.items() if k != "collar")
+        metrics["rejected_by_collar"] = run.rejections["collar"]
+        quarantined = {sym: st.flags.count() for sym, st in sorted(states.items()) if st.flags is not None}
+        metrics["quarantined_bars"] = sum(quarantined.values())
+        metrics["positions_unchecked"] = sum(run.unchecked.values())
         return BacktestResult(cfg.mode.value, metrics, run.trades, run.equity_curve, run.decisions, run.rejections,
-                              run.llm_scored)
+                              run.llm_scored, quarantined, dict(run.unchecked))
 
     @staticmethod
     def _equity(account: AccountState, states: dict[str, SymbolState], last_close: dict[str, float]) -> float:

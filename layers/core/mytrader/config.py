@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mytrader.models import Mode
 
@@ -13,6 +13,8 @@ LOCAL_MODEL_ID = "local.advisor-model-v1"  # deterministic local model, never an
 
 
 class RiskLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt limit is an error, never silently the default
+
     max_position_pct: float = Field(20.0, gt=0, le=100, description="max % of equity in one position")
     max_order_notional: float = Field(25_000.0, gt=0, description="max notional of one order (USD)")
     max_open_positions: int = Field(5, ge=1)
@@ -38,6 +40,20 @@ class AdvisorSettings(BaseModel):
     temperature: float = 0.0
 
 
+class DataGuard(BaseModel):
+    """What market data is trusted (mytrader.market.guard; both drivers). Gaps and staleness count exchange
+    sessions. The jump filter and the collar gate entries only: a close always executes."""
+    max_gap_sessions: int = Field(1, ge=0, description="most sessions missing between two bars; more quarantines "
+                                                        "the symbol while the gap is inside the gap window")
+    gap_window_bars: int = Field(20, ge=1, description="bars after a gap during which no decision is made")
+    max_stale_sessions: int = Field(1, ge=0, description="complete sessions the last bar may lag the cycle")
+    jump_atr: float = Field(10.0, gt=0, description="a jump is beyond this many ATRs from the previous close ...")
+    jump_pct: float = Field(50.0, gt=0, description="... AND beyond this % from it (both): the bar is quarantined")
+    atr_bars: int = Field(14, ge=1, description="true ranges averaged for the jump filter's ATR")
+    collar_pct: float = Field(15.0, gt=0, description="an entry whose quote is further than this % from the last "
+                                                      "trusted close (the decision's reference price) is rejected")
+
+
 class TradingConfig(BaseModel):
     mode: Mode = Mode.CONSENSUS
     allow_short: bool = False
@@ -48,6 +64,7 @@ class TradingConfig(BaseModel):
     warmup_bars: int = Field(60, ge=35)
     risk: RiskLimits = RiskLimits()
     advisor: AdvisorSettings = AdvisorSettings()
+    data_guard: DataGuard = DataGuard()
 
     @property
     def version(self) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from mytrader.advisor.parsing import AdviceError, parse_advice
 from mytrader.advisor.pricing import cost_usd
-from mytrader.advisor.prompt import PromptInputs, prompt_hash, system_prompt, tool_config, user_prompt
+from mytrader.advisor.prompt import TOOL_NAME, PromptInputs, prompt_hash, system_prompt, tool_config, user_prompt
 from mytrader.config import AdvisorSettings
 from mytrader.models import LlmAdvice, LlmCall
 
@@ -68,7 +68,8 @@ class AdvisorStats:
     output_tokens: int = 0
     cost_usd: float = 0.0
     injection_flags: int = 0
-    fallback_reasons: dict[str, int] = field(default_factory=dict)
+    fallback_reasons: dict[str, int] = field(default_factory=dict)  # by kind: invalid_output, service_error, ...
+    invalid_answers: dict[str, int] = field(default_factory=dict)  # bad answers by shape (repaired or not)
 
 
 class LlmAdvisor:
@@ -108,7 +109,8 @@ class LlmAdvisor:
             self.stats.cache_hits += 1
             call.cached = True
             try:
-                advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")))
+                advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")),
+                                      self.settings.response_mode)
                 call.raw_answer = _raw(cached) if self.keep_raw else None
                 return advice, call.done()
             except AdviceError:
@@ -127,12 +129,14 @@ class LlmAdvisor:
             call.latency_ms += (time.perf_counter() - started) * 1000
             self._count_usage(call, response, day)
             try:
-                advice = parse_advice(response, inputs.price, bool(inputs.limits.get("allow_short")))
+                advice = parse_advice(response, inputs.price, bool(inputs.limits.get("allow_short")),
+                                      self.settings.response_mode)
             except AdviceError as err:
                 call.raw_answer = _raw(response)
+                self.stats.invalid_answers[err.kind] = self.stats.invalid_answers.get(err.kind, 0) + 1
                 if attempt == 1:
                     self.stats.repairs += 1
-                    messages = messages + _repair_turn(response, err)
+                    messages = messages + _repair_turn(response, err, self.settings.response_mode == "tool")
                     log.info("advisor answer invalid (%s); asking once more", err)
                     continue
                 return None, self._fallback(call, f"invalid_output:{err.kind}")
@@ -176,19 +180,32 @@ class _Draft(SimpleNamespace):
 
 
 def _raw(response: dict[str, Any]) -> str:
-    content = (response.get("output") or {}).get("message", {}).get("content") or []
+    output = response.get("output") if isinstance(response, dict) else None
+    message = output.get("message") if isinstance(output, dict) else None
+    content = (message.get("content") if isinstance(message, dict) else None) or []
     return json.dumps(content, separators=(",", ":"), default=str)[:4000]
 
 
-def _repair_turn(response: dict[str, Any], err: AdviceError) -> list[dict[str, Any]]:
-    """Show the model its own answer and the validation error, once."""
-    content = (response.get("output") or {}).get("message", {}).get("content") or []
-    tool_uses = [b["toolUse"] for b in content if "toolUse" in b]
-    msg = f"Invalid answer ({err}). Answer again, valid this time."
-    if tool_uses:
-        return [{"role": "assistant", "content": [{"toolUse": tool_uses[0]}]},
-                {"role": "user", "content": [{"toolResult": {"toolUseId": tool_uses[0].get("toolUseId", "t1"),
+def _repair_turn(response: dict[str, Any], err: AdviceError, tool_mode: bool = True) -> list[dict[str, Any]]:
+    """Show the model its own answer and a one-line reason, once. In tool mode a single call of the expected tool
+    is answered with an error toolResult (the Converse way); every other shape (several calls, another tool, text,
+    nothing, any tool call in JSON mode) is replayed as text, so the conversation stays valid whatever was sent."""
+    reason = " ".join(str(err).split())[:240]
+    msg = f"Invalid answer ({reason}). Answer again with exactly one decision, valid this time."
+    output = response.get("output") if isinstance(response, dict) else None
+    message = output.get("message") if isinstance(output, dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+    tool_uses = [b["toolUse"] for b in blocks if "toolUse" in b]
+    if tool_mode and len(tool_uses) == 1 and isinstance(tool_uses[0], dict) and tool_uses[0].get("name") == TOOL_NAME \
+            and isinstance(tool_uses[0].get("input"), dict) and isinstance(tool_uses[0].get("toolUseId"), str):
+        use = tool_uses[0]
+        return [{"role": "assistant", "content": [{"toolUse": use}]},
+                {"role": "user", "content": [{"toolResult": {"toolUseId": use["toolUseId"],
                                                              "content": [{"text": msg}], "status": "error"}}]}]
-    text = "".join(b.get("text", "") for b in content) or "(empty)"
-    return [{"role": "assistant", "content": [{"text": text[:2000]}]},
+    if tool_uses:
+        text = json.dumps(tool_uses, separators=(",", ":"), default=str)
+    else:
+        text = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
+    return [{"role": "assistant", "content": [{"text": text.strip()[:2000] or "(empty)"}]},
             {"role": "user", "content": [{"text": msg}]}]

@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -56,9 +57,29 @@ class PromptInputs(BaseModel):
     headlines: list[str] = Field(default_factory=list)
 
 
+_SPACES = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x1f\x85")  # control characters that separate words: become spaces
+
+
+def strip_controls(text: str) -> str:
+    """Removes every Unicode control (Cc) and format (Cf) character -- NUL, bidi overrides such as U+202E,
+    zero-width spaces and joiners, the BOM, soft hyphens -- and turns tabs, newlines and the other separating
+    controls into spaces. Line and paragraph separators (U+2028/9) become spaces too."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _SPACES or ch in "\u2028\u2029":
+            out.append(" ")
+        elif unicodedata.category(ch) not in ("Cc", "Cf"):
+            out.append(ch)
+    return "".join(out)
+
+
 def sanitize_headline(text: str) -> tuple[str, bool]:
-    """Returns (safe text, whether it looked like an injection attempt). The text stays as data: no angle
-    brackets (no fake fences), no role markers, no code fences, bounded length."""
+    """Returns (safe text, whether it looked like an injection attempt). Control and format characters go first
+    (so that none can hide a marker from the fencing below, or reorder what the model reads); then the text stays
+    as data: no angle brackets (no fake fences), no role markers, no code fences, bounded length."""
+    text = strip_controls(text)
     flagged = bool(_INJECTION.search(text))
     safe = text.replace("<", "‹").replace(">", "›").replace("`", "'")
     safe = _ROLE_MARKER.sub(lambda m: m.group(1) + " -", safe)

@@ -49,9 +49,12 @@ class BarSeries:
     @classmethod
     def from_arrays(cls, symbol: str, ts: npt.ArrayLike, open_: npt.ArrayLike, high: npt.ArrayLike,
                     low: npt.ArrayLike, close: npt.ArrayLike, volume: npt.ArrayLike, *,
-                    max_gap: timedelta | None = None, sort: bool = True) -> BarSeries:
+                    max_gap: timedelta | None = None, max_gap_sessions: int | None = None,
+                    sort: bool = True) -> BarSeries:
         """Build and validate. Unordered input is sorted when `sort` (reported otherwise); every other
-        defect raises DataQualityError naming the first offending bar."""
+        defect raises DataQualityError naming the first offending bar. `max_gap_sessions` refuses a series with
+        more exchange sessions missing between two bars (mytrader.market.guard counts them); `max_gap` is the
+        older wall-clock form, for intraday series."""
         arrays = [np.asarray(a, dtype=np.float64) for a in (open_, high, low, close, volume)]
         ts = np.asarray(ts, dtype=np.int64)
         if any(a.shape != ts.shape for a in arrays):
@@ -85,11 +88,27 @@ class BarSeries:
             if np.any(gaps):
                 i = _first(gaps)
                 raise DataQualityError(symbol, f"gap after {_stamp(ts, i)} until {_stamp(ts, i + 1)}")
+        if max_gap_sessions is not None and ts.size > 1:
+            from mytrader.market.guard import missing_sessions, trading_days
+
+            miss = missing_sessions(trading_days(ts))
+            if np.any(miss > max_gap_sessions):
+                i = _first(miss > max_gap_sessions)
+                raise DataQualityError(symbol, f"gap after {_stamp(ts, i)} until {_stamp(ts, i + 1)}: "
+                                               f"{int(miss[i])} sessions missing (> {max_gap_sessions})")
         return cls(symbol, ts, o, h, lo, c, v)
 
 
-def check_fresh(series: BarSeries, as_of: datetime, max_age: timedelta) -> None:
-    """A stale last bar means the feed stopped: never decide on it."""
+def check_fresh(series: BarSeries, as_of: datetime, max_age: int | timedelta) -> None:
+    """A stale last bar means the feed stopped: never decide on it. `max_age` is a number of exchange sessions
+    (mytrader.market.guard: complete sessions since the last bar); a timedelta is the older wall-clock form."""
+    if isinstance(max_age, int):
+        from mytrader.market.guard import stale_reason
+
+        reason = stale_reason(series, as_of, max_age)
+        if reason:
+            raise DataQualityError(series.symbol, reason)
+        return
     last = series.time(len(series) - 1)
     if as_of - last > max_age:
         raise DataQualityError(series.symbol, f"stale data: last bar {last.isoformat()} is older than {max_age} "

@@ -28,6 +28,7 @@ from mytrader.engine import DecisionContext, DecisionEngine
 from mytrader.errors import DataQualityError
 from mytrader.features import compute_features
 from mytrader.market.calendar import nyse
+from mytrader.market.guard import check_cycle
 from mytrader.models import (
     Action,
     DecisionStatus,
@@ -240,6 +241,9 @@ def _skip(cycle: _Cycle, symbol: str, reason: str) -> SymbolOutcome:
 def _cycle_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: QueryMemo | None) -> SymbolOutcome:
     deps, cfg, as_of = cycle.deps, cycle.cfg, cycle.as_of
     history = deps.market.history(symbol, as_of)
+    untrusted = check_cycle(history, as_of, cfg.data_guard)  # stale, a gap, or a jump: no decision this cycle
+    if untrusted:
+        return _skip(cycle, symbol, f"quarantined: {untrusted}"[:300])
     frame = compute_features(history)
     i = len(history) - 1
     if i < cfg.warmup_bars or not frame.valid(i):

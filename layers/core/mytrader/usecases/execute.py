@@ -26,6 +26,7 @@ from mytrader.broker import BROKER_DONE, BrokerError, BrokerOrder, new_order
 from mytrader.config import TradingConfig
 from mytrader.errors import DataQualityError
 from mytrader.market.calendar import nyse
+from mytrader.market.guard import collar
 from mytrader.models import Action, DecisionStatus, Fill, Order, OrderSide, Position, TradeDecision
 from mytrader.usecases.admission import AdmissionKind, DecisionMessage, admit
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESERVE_ATTEMPTS = 3  # lost races on the account state before the message is handed back for redelivery
+CLOSE_LEASE = timedelta(minutes=2)  # a run that took the lease to send a close order and died is replaced after this
 
 
 class RetryLater(Exception):
@@ -153,6 +155,9 @@ def _open_position(decision: TradeDecision, now: datetime, deps: ExecDeps) -> Ex
         quote = deps.quotes.quote(decision.symbol, now)
     except DataQualityError as exc:
         return _finish(tl, decision.decision_id, DecisionStatus.REJECTED, f"no quote: {exc.problem}")
+    off_collar = collar(quote, decision.reference_price, deps.cfg.data_guard.collar_pct)  # a bad print, a bad quote
+    if off_collar:
+        return _finish(tl, decision.decision_id, DecisionStatus.REJECTED, off_collar)
     reserved = _reserve(decision, side, quote, now, deps)
     if isinstance(reserved, ExecutionResult):
         return reserved
@@ -175,10 +180,12 @@ def _reserve(decision: TradeDecision, side: OrderSide, quote: float, now: dateti
     market_open = nyse().is_open(now)
     for _ in range(RESERVE_ATTEMPTS):
         account = tl.account_state()
+        owner = tl.symbol_claim_owner(decision.symbol)
+        if owner == decision.decision_id:  # another delivery of this very decision reserved it: it finishes it
+            return ExecutionResult(decision_id=decision.decision_id, result=ExecutionOutcome.IN_PROGRESS_ELSEWHERE)
         verdict = ledger.entry_verdict(limits, account, size_pct=decision.position_size_pct, price=quote, now=now,
                                        market_open=market_open, kill_switch=account.kill_switch,
-                                       symbol_busy=tl.symbol_claimed(decision.symbol),
-                                       decided_equity=decision.sizing_equity)
+                                       symbol_busy=owner is not None, decided_equity=decision.sizing_equity)
         if verdict.trips_daily_loss:
             tl.trip_daily_loss(account.day)
         if not verdict.approved:
@@ -299,8 +306,12 @@ def _claim_and_submit(close: _Close, order: Order, now: datetime, deps: ExecDeps
             if decision is not None:
                 return _finish(tl, decision.decision_id, DecisionStatus.REJECTED, f"no quote to close: {exc.problem}")
             raise
-    if "closing_base" not in close.row and not tl.mark_closing(pos.symbol, close.base, close.reason, close.owner):
-        raise BrokerError(f"another close of {pos.symbol} started meanwhile; it is continued on retry",
+    if "closing_base" not in close.row:
+        if not tl.mark_closing(pos.symbol, close.base, close.reason, close.owner, now):
+            raise BrokerError(f"another close of {pos.symbol} started meanwhile; it is continued on retry",
+                              retryable=True)
+    elif not tl.take_close_lease(pos.symbol, close.coid, now, now - CLOSE_LEASE):
+        raise BrokerError(f"another run is sending close order {close.coid} of {pos.symbol}; continued on retry",
                           retryable=True)
     return deps.broker.submit(order, quote, fill_price)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mytrader import ledger
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BROKER_DONE, BrokerOrder
+from mytrader.errors import DataQualityError
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
 from mytrader.portfolio import exit_on_bar
 from mytrader.ports import reports_positions
@@ -18,6 +19,7 @@ from mytrader.usecases.execute import ExecDeps, close_position
 
 if TYPE_CHECKING:
     from mytrader.adapters.tradelog import Row
+    from mytrader.market.series import BarSeries
     from mytrader.ports import BarSource, DeadLetterQueue, DecisionQueue, PositionReporter
 
 log = logging.getLogger(__name__)
@@ -35,9 +37,15 @@ class PositionMismatch:
 class OutcomesResult:
     """One outcomes run. `response()` is the function's JSON: error_reasons only when something failed,
     position_mismatches only when the broker reports its holdings (and could be asked). A dataclass, not a
-    pydantic model: building a model class costs every cold start of the function."""
+    pydantic model: building a model class costs every cold start of the function.
+
+    A position whose bars cannot be read (or whose last bar the data guard does not trust) is checked against
+    the broker's quote instead (`checked_on_quote`); when neither can be trusted it is `positions_unchecked`,
+    with the reasons, and the outcomes function emits PositionsUnchecked (an alarm at >= 1)."""
     closed: int = 0
     held: int = 0
+    positions_unchecked: int = 0
+    checked_on_quote: int = 0
     reconciled: int = 0
     resent: int = 0
     dead_lettered: int = 0
@@ -45,6 +53,7 @@ class OutcomesResult:
     realised_pnl: float = 0.0
     error_reasons: list[str] | None = None
     position_mismatches: list[PositionMismatch] | None = None
+    unchecked_reasons: list[str] | None = None
 
     def response(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -54,15 +63,17 @@ class _Stops:
     """Tally of the stop / target / time-limit sweep."""
 
     def __init__(self) -> None:
-        self.closed = self.held = 0
+        self.closed = self.held = self.on_quote = 0
         self.realised_pnl = 0.0
         self.error_reasons: list[str] = []
+        self.unchecked: list[str] = []
 
 
 def run_outcomes(now: datetime, deps: ExecDeps, market: BarSource, queue: DecisionQueue,
                  dead_letters: DeadLetterQueue | None,
                  resend_after: timedelta = timedelta(minutes=10)) -> OutcomesResult:
     tl = deps.tradelog
+    tl.begin_day(ledger.day_of(now))  # a loss booked here counts towards today, even before any entry ran
     stops = _Stops()
     for row in tl.position_rows():
         _check_exit(row, now, deps, market, stops)
@@ -79,24 +90,37 @@ def run_outcomes(now: datetime, deps: ExecDeps, market: BarSource, queue: Decisi
         for m in mismatches or []:
             log.error("book and broker disagree on %s: book %s, broker %s", m.symbol, m.book, m.broker)
     resent = _resend_stuck(tl, queue, (now - resend_after).isoformat())
-    return OutcomesResult(closed=stops.closed, held=stops.held, reconciled=reconciled, resent=resent,
+    return OutcomesResult(closed=stops.closed, held=stops.held, positions_unchecked=len(stops.unchecked),
+                          checked_on_quote=stops.on_quote, unchecked_reasons=stops.unchecked or None,
+                          reconciled=reconciled, resent=resent,
                           dead_lettered=mark_dead_letters(tl, dead_letters), errors=len(errors),
                           realised_pnl=stops.realised_pnl, error_reasons=errors or None,
                           position_mismatches=mismatches)
 
 
 def _check_exit(row: Row, now: datetime, deps: ExecDeps, market: BarSource, stops: _Stops) -> None:
-    """One held position against the last complete bar: closed on its stop, target or time limit, else held."""
+    """One held position against the last complete bar: closed on its stop, target or time limit, else held.
+    Bars that cannot be read, or a last bar the data guard does not trust, leave the broker's quote to decide."""
     tl = deps.tradelog
     pos = Position.model_validate_json(row["doc"])
     try:
-        s = market.full(pos.symbol)
-        i = market.bar_at(pos.symbol, now)
+        try:
+            s = market.full(pos.symbol)
+            i = market.bar_at(pos.symbol, now)
+        except Exception as exc:  # a broken file, a feed down: the position is still checked, on the quote
+            log.error("bars unavailable for held %s: %s", pos.symbol, exc)
+            _check_on_quote(pos, now, deps, stops, f"bars unreadable ({_why(exc)})")
+            return
         if i < 0 or s.time(i) < pos.opened_at:  # no complete bar since the position opened
             stops.held += 1
             return
         last_checked = row.get("checked_bar")
         if last_checked is not None and int(s.ts[i]) <= int(last_checked):
+            return
+        untrusted = _untrusted_bar(s, i, deps)
+        if untrusted is not None:
+            why, trusted = untrusted
+            _check_on_quote(pos, now, deps, stops, f"bar quarantined ({why})", trusted=trusted, bar_ts=int(s.ts[i]))
             return
         hit = exit_on_bar(pos, float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]))
         if hit is None:
@@ -111,6 +135,58 @@ def _check_exit(row: Row, now: datetime, deps: ExecDeps, market: BarSource, stop
     except Exception as exc:
         log.exception("outcome check failed for %s", pos.symbol)
         stops.error_reasons.append(f"{pos.symbol}: {exc}"[:200])
+
+
+def _untrusted_bar(s: BarSeries, i: int, deps: ExecDeps) -> tuple[str, float] | None:
+    """The jump filter on bar i (the data guard, as the backtester applies it): why it is not trusted and the last
+    trusted close, or None."""
+    from mytrader.market.guard import last_trusted_close, tail_flags
+
+    tail = s.slice(0, i + 1)
+    flags = tail_flags(tail, deps.cfg.data_guard)
+    why = flags.jump[-1]
+    if why is None:
+        return None
+    offset = len(tail) - len(flags.jump)
+    return why, last_trusted_close(tail.slice(offset, len(tail)), flags, len(flags.jump) - 1)
+
+
+def _check_on_quote(pos: Position, now: datetime, deps: ExecDeps, stops: _Stops, why: str,
+                    trusted: float | None = None, bar_ts: int | None = None) -> None:
+    """The stop, target and time limit against the broker's quote (for the paper broker: the last trusted price);
+    closed at that quote when one is hit. No quote, or one the collar refuses: the position is unchecked."""
+    from mytrader.market.guard import collar
+
+    try:
+        quote = deps.quotes.quote(pos.symbol, now)
+    except Exception as exc:  # DataQualityError, a broker outage: nothing to check the position against
+        _unchecked(pos, stops, f"{why}; no quote ({_why(exc)})")
+        return
+    off = collar(quote, trusted, deps.cfg.data_guard.collar_pct) if trusted is not None else None
+    if off:
+        _unchecked(pos, stops, f"{why}; quote not trusted ({off})")
+        return
+    stops.on_quote += 1
+    hit = exit_on_bar(pos, quote, quote, quote, quote)
+    if hit is None:
+        if bar_ts is not None:
+            deps.tradelog.bump_bars_held(pos, bar_ts)
+        stops.held += 1
+        return
+    _, reason = hit
+    log.warning("%s closed on the broker's quote %s (%s): %s", pos.symbol, quote, reason, why)
+    closed = close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=quote, quote=quote)
+    stops.closed += 1
+    stops.realised_pnl = round(stops.realised_pnl + (closed.pnl or 0.0), 2)
+
+
+def _unchecked(pos: Position, stops: _Stops, why: str) -> None:
+    log.error("position %s unchecked: %s", pos.symbol, why)
+    stops.unchecked.append(f"{pos.symbol}: {why}"[:300])
+
+
+def _why(exc: Exception) -> str:
+    return exc.problem if isinstance(exc, DataQualityError) else f"{type(exc).__name__}: {exc}"[:200]
 
 
 def _resend_stuck(tl: TradeLog, queue: DecisionQueue, cutoff: str) -> int:
@@ -214,7 +290,7 @@ def mark_dead_letters(tl: TradeLog, dead_letters: DeadLetterQueue | None) -> int
         fresh = [m for m in msgs if m.message_id not in seen]
         for m in fresh:
             seen.add(m.message_id)
-            decision_id = _decision_id(m.body)
+            decision_id = _genuine_decision_id(tl, m.body)
             if decision_id and tl.set_status(decision_id, DecisionStatus.DEAD_LETTERED,
                                              "message reached the DLQ after the configured receives"):
                 marked += 1
@@ -225,9 +301,19 @@ def mark_dead_letters(tl: TradeLog, dead_letters: DeadLetterQueue | None) -> int
     return marked
 
 
-def _decision_id(body: str) -> str | None:
+def _genuine_decision_id(tl: TradeLog, body: str) -> str | None:
+    """The decision a dead letter stands for — only when it is a well-formed pointer that matches its record. A
+    malformed or forged message that names a real decision must not end that decision: the genuine message (or
+    the outcomes' re-send) still comes. Any body, however hostile, is just skipped (never an error here)."""
+    from mytrader.usecases.admission import MalformedMessage, parse_message, record_digest
+
     try:
-        value = json.loads(body).get("decision_id")
-        return value if isinstance(value, str) else None
-    except (ValueError, AttributeError):
+        message = parse_message(body)
+    except MalformedMessage:
         return None
+    row = tl.get_decision_row(message.decision_id)
+    doc = row.get("doc") if row else None
+    if not isinstance(doc, str) or record_digest(doc) != message.digest or row is None \
+            or row.get("symbol") != message.symbol or row.get("action") != message.action.value:
+        return None
+    return message.decision_id

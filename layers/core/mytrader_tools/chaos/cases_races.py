@@ -234,8 +234,9 @@ def claimed_close_twice(cs: ChaosStack) -> None:
     """A close claimed and never sent (the outcomes run died between claiming the position and the broker call:
     a timeout, a crash), then two outcomes runs at once: the close is continued once, not sent twice."""
     entries = hold(cs, *DIPS)
+    died_at = CAL.session_open(EXEC_DAY)  # the dead run's lease to send the close is hours old by the close
     for d in entries:  # the state the dead run left: the position claimed for its close, no order at the broker
-        cs.tl.mark_closing(d.symbol, f"{d.decision_id}-x", "stop_loss", d.decision_id)
+        cs.tl.mark_closing(d.symbol, f"{d.decision_id}-x", "stop_loss", d.decision_id, died_at)
     cs.clock(CAL.session_close(EXEC_DAY))
     results = cs.concurrently(lambda: cs.outcomes(), lambda: cs.outcomes())
     cs.note("runs: " + "; ".join(str(r)[:100] for r in results))

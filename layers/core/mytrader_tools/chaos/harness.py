@@ -425,7 +425,8 @@ class Harness:
 
     def reset_faults(self) -> None:
         e = self.embedded
-        e.runtime.configure(latency_s=0.0, throttle_rate=0.0, timeout_rate=0.0, malformed_rate=0.0, error_rate=0.0)
+        e.runtime.configure(latency_s=0.0, throttle_rate=0.0, timeout_rate=0.0, malformed_rate=0.0, error_rate=0.0,
+                            answer_mode="normal", answer_bad_on_repair=True)
         e.router.faults.clear()
         e.router.dynamodb_faults.configure(transaction_conflict_rate=0.0, write_conflict_rate=0.0)
         e.comprehend.fail_rate = 0.0

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from mytrader.config import DataGuard
 from mytrader.errors import DataQualityError
 
 if TYPE_CHECKING:
@@ -13,11 +14,21 @@ if TYPE_CHECKING:
 
 
 class S3MarketData:
-    """Price files in s3://<bucket>/market-data/<SYMBOL>.csv, parsed once per container and replayed."""
+    """Price files in s3://<bucket>/market-data/<SYMBOL>.csv, parsed once per container and replayed.
 
-    def __init__(self, s3: S3Client, bucket: str, max_staleness: timedelta = timedelta(days=5), ttl_s: float = 300):
-        self.s3, self.bucket, self.max_staleness, self.ttl_s = s3, bucket, max_staleness, ttl_s
+    Staleness is counted in exchange sessions (`guard.max_stale_sessions`, mytrader.market.guard). The last file
+    that parsed is kept: when a file breaks, `quote` (the paper broker's price) still answers from it for the
+    sessions it holds, so a held position's stop and target are checked against the last trusted prices."""
+
+    def __init__(self, s3: S3Client, bucket: str, guard: DataGuard | None = None, ttl_s: float = 300):
+        self.s3, self.bucket, self.ttl_s = s3, bucket, ttl_s
+        self.guard = guard or DataGuard()
         self._cache: dict[str, tuple[float, BarSeries]] = {}
+        self._trusted: dict[str, BarSeries] = {}  # the last series that parsed, per symbol
+
+    @property
+    def max_stale_sessions(self) -> int:
+        return self.guard.max_stale_sessions
 
     def full(self, symbol: str) -> BarSeries:
         from mytrader.market.sources import parse_price_csv  # numpy, only when prices are read
@@ -32,6 +43,7 @@ class S3MarketData:
         body: bytes = obj["Body"].read()
         series = parse_price_csv(body.decode(), symbol)
         self._cache[symbol] = (time.monotonic(), series)
+        self._trusted[symbol] = series
         return series
 
     def history(self, symbol: str, as_of: datetime) -> BarSeries:
@@ -40,12 +52,19 @@ class S3MarketData:
         s = self.full(symbol).upto(as_of)
         if len(s) == 0:
             raise DataQualityError(symbol, f"no bars at or before {as_of.isoformat()}")
-        check_fresh(s, as_of, self.max_staleness)
+        check_fresh(s, as_of, self.guard.max_stale_sessions)
         return s
 
     def quote(self, symbol: str, at: datetime) -> float:
-        """The paper broker's quote: the open of the session bar that `at` falls in (replay semantics)."""
-        s = self.full(symbol)
+        """The paper broker's quote: the open of the session bar that `at` falls in (replay semantics); from the
+        last file that parsed when the current one does not."""
+        try:
+            s = self.full(symbol)
+        except DataQualityError:
+            trusted = self._trusted.get(symbol)
+            if trusted is None:
+                raise
+            s = trusted
         i = int(s.ts.searchsorted(int(at.timestamp())))
         if i >= len(s) or s.time(i).date() != at.astimezone(UTC).date():
             raise DataQualityError(symbol, f"no bar for the session of {at.isoformat()}")

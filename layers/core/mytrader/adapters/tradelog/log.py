@@ -181,11 +181,16 @@ class TradeLog:
                                     "status_reason": row.get("status_reason", "")})
 
     def _status_op(self, decision_id: str, status: DecisionStatus, reason: str,
-                   from_status: str = "PENDING") -> Op:
-        return Op.upd(self._dec_key(decision_id),
-                      Update(set={"status": status.value, "gsi2pk": f"STATUS#{status.value}",
-                                  "status_reason": reason[:500]}),
-                      Cond.cmp("status", "eq", from_status))
+                   from_status: str | tuple[str, ...] | None = "PENDING") -> Op:
+        """Moves a decision to `status` from `from_status` (one state, any of several, or None: whatever it was —
+        for facts such as a fill the broker reports, which stand whatever a concurrent run recorded)."""
+        update = Update(set={"status": status.value, "gsi2pk": f"STATUS#{status.value}", "status_reason": reason[:500]})
+        if from_status is None:
+            return Op.upd(self._dec_key(decision_id), update, Cond.exists())
+        froms = (from_status,) if isinstance(from_status, str) else from_status
+        cond = Cond.any_of(*(Cond.cmp("status", "eq", f) for f in froms)) if len(froms) > 1 \
+            else Cond.cmp("status", "eq", froms[0])
+        return Op.upd(self._dec_key(decision_id), update, cond)
 
     def mark_terminal(self, decision_id: str, status: DecisionStatus, reason: str,
                       from_status: str = "PENDING") -> bool:
@@ -264,6 +269,11 @@ class TradeLog:
     def symbol_claimed(self, symbol: str) -> bool:
         return self.store.get(self._claim_key(symbol), consistent=True) is not None
 
+    def symbol_claim_owner(self, symbol: str) -> str | None:
+        """The decision holding the symbol (its entry reserved it), or None when the symbol is free."""
+        row = self.store.get(self._claim_key(symbol), consistent=True)
+        return str(row.get("owner", "")) if row is not None else None
+
     def reserve_entry(self, decision_id: str, order: Order, quote: float, params: ReserveParams) -> AccountState:
         """Takes a position slot and the symbol for this decision's order, in one transaction with the order
         record, conditioned on every hard limit (RESERVE_CONDITIONS) and on the decision still being PENDING.
@@ -311,7 +321,8 @@ class TradeLog:
                "qty": order.qty, "quote": quote, "gsi2pk": "ORDERS#OPEN", "gsi2sk": decision.decision_id,
                "filled_qty": 0.0, "filled_notional": 0.0, "filled_fee": 0.0}
         self.store.transact([Op.put(row), self._status_op(decision.decision_id, DecisionStatus.EXECUTED,
-                                                          "order accepted, awaiting fill")])
+                                                          "order accepted, awaiting fill",
+                                                          from_status=("PENDING", "DEAD_LETTERED"))])
 
     def record_entry_fill(self, decision: TradeDecision, order: Order, fill: Fill, position: Position,
                           quote: float, order_status: str) -> bool:
@@ -330,7 +341,9 @@ class TradeLog:
                 Op.put({"pk": self.acct_pk, "sk": f"POS#{order.symbol}", "doc": position.model_dump_json(),
                         "entry_fee": fill.fee, "qty": position.qty}, Cond.missing()),
                 Op.put(order_row),
-                self._status_op(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}")]
+                # the broker filled it: EXECUTED whatever a concurrent run marked meanwhile (a DLQ sweep, a refusal)
+                self._status_op(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}",
+                                from_status=None)]
         try:
             self._with_state(change)
             return True
@@ -375,14 +388,25 @@ class TradeLog:
         return self.store.query_index("gsi2", "ORDERS#OPEN")
 
     # -- closes --------------------------------------------------------------------------------------
-    def mark_closing(self, symbol: str, base_coid: str, reason: str, owner: str) -> bool:
+    def mark_closing(self, symbol: str, base_coid: str, reason: str, owner: str, now: datetime) -> bool:
         """Claims the position for one close before its first order goes out: every later close of it (a stop
         seen by outcomes while a SELL decision's order works, a flatten) continues that order instead of sending
-        a second one. False if the position is gone or another close claimed it first."""
+        a second one. The claim holds the lease to submit that first order. False if the position is gone or
+        another close claimed it first."""
         return self.store.write(Op.upd(self._pos_key(symbol),
                                        Update(set={"closing_base": base_coid, "closing_reason": reason,
-                                                   "closing_owner": owner}),
+                                                   "closing_owner": owner, "submit_coid": base_coid,
+                                                   "submit_at": now.isoformat()}),
                                        Cond.exists(), Cond.missing("closing_base")))
+
+    def take_close_lease(self, symbol: str, coid: str, now: datetime, stale_before: datetime) -> bool:
+        """The lease to submit close order `coid` of a position already claimed for a close: one run at a time
+        sends it. Granted when nobody holds it for this order, or when the holder's lease is older than
+        `stale_before` (that run died before the broker saw the order; the broker is asked first, by id)."""
+        return self.store.write(Op.upd(
+            self._pos_key(symbol), Update(set={"submit_coid": coid, "submit_at": now.isoformat()}), Cond.exists(),
+            Cond.any_of(Cond.missing("submit_coid"), Cond.cmp("submit_coid", "ne", coid),
+                        Cond.cmp("submit_at", "lt", stale_before.isoformat()))))
 
     def close_attempt_ended(self, symbol: str, attempt: int, fill: Fill | None, owner: str) -> bool:
         """A close order the broker ended short (canceled, expired, rejected): keep what it filled on the position
