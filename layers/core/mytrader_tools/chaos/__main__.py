@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description="Acceptance chaos suite against the embedded AWS.")
     p.add_argument("--out", type=Path, default=Path("out/chaos"), help="where summary.json goes")
     p.add_argument("--quick", action="store_true", help="a few cases per class")
-    p.add_argument("--classes", default="", help="comma list: hostile_messages, races, parameter_faults, llm_answers")
+    p.add_argument("--classes", default="", help="comma list: hostile_messages, races, parameter_faults, llm_answers, "
+                                              "bad_market_data, feed_loss")
     p.add_argument("--cases", default="", help="comma list of case names (within the classes chosen)")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per case as it ends")
     args = p.parse_args(argv)

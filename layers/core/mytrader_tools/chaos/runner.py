@@ -35,10 +35,11 @@ class Case:
 
 
 def all_cases() -> dict[str, list[Case]]:
-    from mytrader_tools.chaos import cases_hostile, cases_llm, cases_params, cases_races
+    from mytrader_tools.chaos import cases_data, cases_hostile, cases_llm, cases_params, cases_races
 
     return {"hostile_messages": cases_hostile.CASES, "races": cases_races.CASES,
-            "parameter_faults": cases_params.CASES, "llm_answers": cases_llm.CASES}
+            "parameter_faults": cases_params.CASES, "llm_answers": cases_llm.CASES,
+            "bad_market_data": cases_data.BAD_DATA, "feed_loss": cases_data.FEED_LOSS}
 
 
 @dataclass

@@ -57,13 +57,15 @@ class S3MarketData:
 
     def quote(self, symbol: str, at: datetime) -> float:
         """The paper broker's quote: the open of the session bar that `at` falls in (replay semantics); from the
-        last file that parsed when the current one does not."""
+        last file that parsed when the current one cannot be read or parsed (a bad file, or S3 itself failing)."""
         try:
             s = self.full(symbol)
-        except DataQualityError:
+        except Exception as exc:  # a broken file or an S3 error: the last trusted prices still price the stop
             trusted = self._trusted.get(symbol)
             if trusted is None:
-                raise
+                if isinstance(exc, DataQualityError):
+                    raise
+                raise DataQualityError(symbol, f"market data unreadable: {type(exc).__name__}") from exc
             s = trusted
         i = int(s.ts.searchsorted(int(at.timestamp())))
         if i >= len(s) or s.time(i).date() != at.astimezone(UTC).date():
