@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from mytrader.market.calendar import nyse
 from mytrader.models import DecisionStatus
+from mytrader.usecases.admission import message_for
 from mytrader_tools.cli import app
 from mytrader_tools.embedded import demo as D
 from mytrader_tools.embedded.event_source import drain
@@ -55,8 +56,11 @@ def test_redrive_moves_dead_letters_back(stack):
         d = tl.get_decision(sent[0]["decision_id"]) if sent else None
     sqs = stack.client("sqs")
     sqs.purge_queue(QueueUrl=stack.queue_urls["decisions"])
-    sqs.send_message(QueueUrl=stack.queue_urls["decisions-dlq"], MessageBody=d.model_dump_json(),
-                     MessageGroupId=d.symbol, MessageDeduplicationId="dl1")
+    row = tl.get_decision_row(d.decision_id)
+    assert row is not None
+    pointer = message_for(d, row["doc"]).model_dump_json()  # the genuine message, dead-lettered
+    sqs.send_message(QueueUrl=stack.queue_urls["decisions-dlq"], MessageBody=pointer, MessageGroupId=d.symbol,
+                     MessageDeduplicationId="dl1")
     stack.invoke("outcomes", {})
     assert recorded(tl, d.decision_id).status == DecisionStatus.DEAD_LETTERED
     assert json.loads(run("redrive-dlq", "--prefix", stack.prefix))["redriven"] == 1
