@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mytrader.config import RiskLimits
+from mytrader.ledger import EntryVerdict, entry_verdict, reduces
 from mytrader.models import Action, Mode, Position, StrategySignal, TradeDecision
 from mytrader.portfolio import Costs, close_outcome, cooldown_end, exit_on_bar
-from mytrader.risk import AccountState, check_entry, is_reducing
+from mytrader.risk import AccountState
 
 NOW = datetime(2020, 3, 2, 14, 31, tzinfo=UTC)
 LIMITS = RiskLimits(max_position_pct=10, max_order_notional=5_000, max_open_positions=2, max_orders_per_minute=3)
@@ -19,6 +20,13 @@ def decision(pct=10.0, equity=100_000.0) -> TradeDecision:
                          mode=Mode.CONSENSUS, action=Action.BUY, confidence=0.8, position_size_pct=pct,
                          reference_price=100.0, stop_loss=95.0, take_profit=110.0, time_horizon_bars=10,
                          strategy=StrategySignal(action=Action.BUY, confidence=0.7, reason="r"), sizing_equity=equity)
+
+
+def check_entry(limits: RiskLimits, acct: AccountState, d: TradeDecision, price: float, now: datetime,
+                market_open: bool, kill_switch: bool) -> EntryVerdict:
+    """The ledger's entry verdict for decision `d`, the way the executor and the backtester ask for it."""
+    return entry_verdict(limits, acct, size_pct=d.position_size_pct, price=price, now=now, market_open=market_open,
+                         kill_switch=kill_switch, decided_equity=d.sizing_equity)
 
 
 def account(**kw) -> AccountState:
@@ -48,12 +56,12 @@ def test_each_limit_rejects_with_its_reason(acct, kill, market_open, reason):
 
 def test_daily_loss_trips_the_kill_switch():
     v = check_entry(LIMITS, account(realized_today=-3_500.0), decision(), 100.0, NOW, True, False)
-    assert v.trips_kill_switch
+    assert v.trips_daily_loss
 
 
 def test_reducing_orders_are_recognised():
-    assert is_reducing(Action.SELL, 10) and is_reducing(Action.BUY, -5)
-    assert not is_reducing(Action.BUY, 0) and not is_reducing(Action.SELL, 0)
+    assert reduces(Action.SELL, 10) and reduces(Action.BUY, -5)
+    assert not reduces(Action.BUY, 0) and not reduces(Action.SELL, 0)
 
 
 def pos(qty=10, stop=95.0, target=110.0, bars=0, limit=10):

@@ -11,7 +11,7 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
@@ -41,6 +41,7 @@ from mytrader.models import (
     make_decision_id,
 )
 from mytrader.strategy import strategy_arrays
+from mytrader.usecases import response_of
 
 if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import S3Client
@@ -116,8 +117,7 @@ class SymbolOutcome:
     failed_closed: bool = False  # an entry refused because a gate was unreadable (not in the response)
 
     def response(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None and k != "failed_closed"}
-        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items()}
+        return response_of(self, exclude=frozenset({"failed_closed"}))
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ class CycleResult:
     def response(self) -> dict[str, Any]:
         if self.status == "market_closed":
             return {"status": self.status, "as_of": self.as_of, "decisions": self.decisions}
-        out = {k: v for k, v in asdict(self).items() if v is not None and k != "per_symbol"}
+        out = response_of(self, exclude=frozenset({"per_symbol"}))
         if self.per_symbol is not None:
             out["per_symbol"] = [o.response() for o in self.per_symbol]
         return out

@@ -15,7 +15,7 @@ Entry, in three steps that survive a crash anywhere:
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -28,6 +28,7 @@ from mytrader.errors import DataQualityError
 from mytrader.market.calendar import nyse
 from mytrader.market.guard import collar
 from mytrader.models import Action, DecisionStatus, Fill, Order, OrderSide, Position, TradeDecision
+from mytrader.usecases import response_of
 from mytrader.usecases.admission import AdmissionKind, DecisionMessage, admit
 
 if TYPE_CHECKING:
@@ -92,8 +93,7 @@ class ExecutionResult:
     halted_by: Halt | None = None
 
     def response(self) -> dict[str, Any]:
-        out = {k: v for k, v in asdict(self).items() if v is not None and k != "halted_by"}
-        return {k: (v.value if isinstance(v, StrEnum) else v) for k, v in out.items()}
+        return response_of(self, exclude=frozenset({"halted_by"}))
 
 
 def execute_decision(message: DecisionMessage, now: datetime, deps: ExecDeps) -> ExecutionResult:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from mytrader.errors import DataQualityError
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
 from mytrader.portfolio import exit_on_bar
 from mytrader.ports import reports_positions
+from mytrader.usecases import response_of
 from mytrader.usecases.execute import ExecDeps, close_position
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class OutcomesResult:
     unchecked_reasons: list[str] | None = None
 
     def response(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return response_of(self)
 
 
 class _Stops:

@@ -267,7 +267,7 @@ class TradeLog:
 
     # -- entries -------------------------------------------------------------------------------------
     def symbol_claimed(self, symbol: str) -> bool:
-        return self.store.get(self._claim_key(symbol), consistent=True) is not None
+        return self.symbol_claim_owner(symbol) is not None
 
     def symbol_claim_owner(self, symbol: str) -> str | None:
         """The decision holding the symbol (its entry reserved it), or None when the symbol is free."""
