@@ -19,7 +19,7 @@ TestTradeLogInvariants = TradeLogMachine.TestCase
 TestTradeLogInvariants.settings = settings(max_examples=200, stateful_step_count=30, deadline=None,
                                            suppress_health_check=list(HealthCheck))
 
-MUTATION = settings(max_examples=150, stateful_step_count=30, deadline=None, database=None,
+MUTATION = settings(max_examples=1000, stateful_step_count=30, deadline=None, database=None,
                     phases=[Phase.generate], derandomize=True, suppress_health_check=list(HealthCheck))
 
 
