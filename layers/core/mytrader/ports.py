@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 from mytrader.clock import Clock
 
 if TYPE_CHECKING:
-    from mytrader.broker import BrokerOrder
+    from mytrader.broker import BrokerAccount, BrokerOrder, ExitLegs, FeeActivity, MarketClock
     from mytrader.market.series import BarSeries
     from mytrader.models import Order, SentimentScore, TradeDecision
 
 __all__ = [
-    "BarSource", "Broker", "Clock", "ConverseClient", "DeadLetterQueue", "DecisionQueue", "MarketData",
-    "News", "Parameters", "PositionReporter", "PriceHistory", "QueuedMessage", "QuoteSource", "SentimentCache",
-    "TokenBudget", "reports_positions",
+    "BarSource", "Broker", "BrokerAccountReporter", "Clock", "ConverseClient", "DeadLetterQueue", "DecisionQueue",
+    "MarketData", "News", "Parameters", "PositionReporter", "PriceHistory", "QueuedMessage", "QuoteSource",
+    "SentimentCache", "TokenBudget", "reports_account", "reports_positions",
 ]
 
 
@@ -86,14 +86,43 @@ class TokenBudget(Protocol):
 
 # -- the broker ----------------------------------------------------------------------------------------
 class Broker(Protocol):
-    """client_order_id is always the decision id (or a close's id), so an order can be asked for again."""
+    """client_order_id is always the decision id (or a close's id), so an order can be asked for again.
+
+    An order sent while the market is closed is queued (status `accepted`, nothing filled) and fills at the next
+    open; `exits` makes an entry a bracket whose stop and target rest at the broker (its legs)."""
 
     @property
     def name(self) -> str: ...
 
-    def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder: ...
+    def submit(self, order: Order, quote: float, fill_price: float | None = None,
+               exits: ExitLegs | None = None) -> BrokerOrder: ...
 
-    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None: ...
+    def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The order with its legs, as the broker now reports it (None: the broker has no such order)."""
+        ...
+
+    def cancel(self, broker_order_id: str) -> None:
+        """Cancel a working order (a bracket's leg before a signal or time-limit close). An order already final
+        is not an error."""
+        ...
+
+    def replace_stop(self, broker_order_id: str, stop_price: float) -> BrokerOrder:
+        """Move a resting stop leg (PATCH); the old order ends `replaced`, the new one is returned."""
+        ...
+
+
+class BrokerAccountReporter(Protocol):
+    """A real broker's account: its state, its clock and its fee activities (the paper broker has none)."""
+
+    def account(self) -> BrokerAccount: ...
+
+    def clock(self) -> MarketClock: ...
+
+    def fee_activities(self, since: datetime) -> list[FeeActivity]: ...
+
+
+def reports_account(broker: object) -> TypeGuard[BrokerAccountReporter]:
+    return hasattr(broker, "account") and hasattr(broker, "fee_activities")
 
 
 class PositionReporter(Protocol):

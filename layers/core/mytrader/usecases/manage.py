@@ -16,6 +16,7 @@ from mytrader.models import DecisionStatus, Fill, OrderSide, Position
 from mytrader.portfolio import exit_on_bar
 from mytrader.ports import reports_positions
 from mytrader.usecases import response_of
+from mytrader.usecases.dead_letters import mark_dead_letters
 from mytrader.usecases.execute import ExecDeps, close_position
 
 if TYPE_CHECKING:
@@ -278,43 +279,3 @@ def _new_fill(tl: TradeLog, decision_id: str, placed: BrokerOrder, pos: Position
     return fill, Position(symbol=placed.symbol, qty=ledger.signed(side, new_qty), avg_price=fill.price, opened_at=now,
                           decision_id=decision_id, stop_loss=d.stop_loss if d else None,
                           take_profit=d.take_profit if d else None, time_limit_bars=d.time_horizon_bars if d else 10)
-
-
-def mark_dead_letters(tl: TradeLog, dead_letters: DeadLetterQueue | None) -> int:
-    """Decisions whose messages reached the DLQ end DEAD_LETTERED; the messages stay for `ops redrive-dlq`."""
-    if dead_letters is None:
-        return 0
-    marked = 0
-    seen: set[str] = set()
-    for _ in range(100):
-        msgs = dead_letters.receive()
-        fresh = [m for m in msgs if m.message_id not in seen]
-        for m in fresh:
-            seen.add(m.message_id)
-            decision_id = _genuine_decision_id(tl, m.body)
-            if decision_id and tl.set_status(decision_id, DecisionStatus.DEAD_LETTERED,
-                                             "message reached the DLQ after the configured receives"):
-                marked += 1
-        for m in msgs:  # leave every message in the DLQ, visible, for `ops redrive-dlq`
-            dead_letters.release(m)
-        if not fresh:
-            break
-    return marked
-
-
-def _genuine_decision_id(tl: TradeLog, body: str) -> str | None:
-    """The decision a dead letter stands for — only when it is a well-formed pointer that matches its record. A
-    malformed or forged message that names a real decision must not end that decision: the genuine message (or
-    the outcomes' re-send) still comes. Any body, however hostile, is just skipped (never an error here)."""
-    from mytrader.usecases.admission import MalformedMessage, parse_message, record_digest
-
-    try:
-        message = parse_message(body)
-    except MalformedMessage:
-        return None
-    row = tl.get_decision_row(message.decision_id)
-    doc = row.get("doc") if row else None
-    if not isinstance(doc, str) or record_digest(doc) != message.digest or row is None \
-            or row.get("symbol") != message.symbol or row.get("action") != message.action.value:
-        return None
-    return message.decision_id
