@@ -2,12 +2,14 @@
 
 Rules model what the world does to the book, interleaved in any order: decisions recorded, entries checked and
 reserved (honestly, from a stale read, or by a caller that skipped its own check), orders that fill at once, in
-parts or never, closes (stops, targets, signals), day rollovers, the minute clock, kill-switch toggles,
-duplicate deliveries. After every step the invariants below are read back from the trade log itself.
+parts or never, entries withdrawn after the broker refused the keys, closes (stops, targets, signals; at once or
+working first), day rollovers, the minute clock, kill-switch toggles, the broker's account blocking entries and
+its buying power, fee activities (each booked once), duplicate deliveries. After every step the invariants below
+are read back from the trade log itself.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from mytrader import ledger
 from mytrader.adapters.tradelog import AlreadyReserved, NotPending, ReserveParams, StateConflict, SymbolBusy, TradeLog
+from mytrader.broker import FeeActivity
 from mytrader.config import RiskLimits
 from mytrader.models import (
     Action,
@@ -57,6 +60,7 @@ class Working:
     order: Order
     quote: float
     filled: float = 0.0
+    sent: bool = True  # False: reserved, the order not at the broker yet (the executor's next delivery sends it)
 
 
 class TradeLogMachine(RuleBasedStateMachine):
@@ -76,6 +80,8 @@ class TradeLogMachine(RuleBasedStateMachine):
         self.working: dict[str, Working] = {}  # symbol -> entry order not yet fully filled
         self.stale: list[tuple[TradeDecision, AccountState, float]] = []
         self.buys = self.sells = self.fees = 0.0
+        self.fee_activities: dict[str, float] = {}  # activity id -> amount booked (signed: a charge is negative)
+        self.closing: set[str] = set()  # symbols whose close order is working at the broker
 
     # -- the world ----------------------------------------------------------------------------------
     @rule(minutes=st.integers(0, 2))
@@ -90,6 +96,21 @@ class TradeLogMachine(RuleBasedStateMachine):
     @rule(on=st.booleans())
     def operator_kill_switch(self, on: bool) -> None:
         self.tl.set_kill_switch(on)
+
+    @rule(block=st.sampled_from([None, None, "broker account blocked", "broker auth: HTTP 401"]),
+          buying_power=st.sampled_from([None, 15_000.0, 1_000_000.0]))
+    def broker_account(self, block: str | None, buying_power: float | None) -> None:
+        """Outcomes read the broker's account: a block (or none) and its buying power."""
+        self.tl.set_broker_account(block, buying_power)
+        state = self.tl.account_state()
+        assert (state.broker_block, state.buying_power) == (block or "", buying_power)
+
+    @rule(activity=st.sampled_from(["fee-1", "fee-2", "fee-3"]), amount=st.sampled_from([-0.02, -1.37]))
+    def fee_activity(self, activity: str, amount: float) -> None:
+        """A FEE activity reported (again, perhaps): booked to cash the first time only."""
+        booked = self.tl.book_fee(FeeActivity(activity_id=activity, amount=amount, at=self.now))
+        assert booked == (activity not in self.fee_activities)
+        self.fee_activities.setdefault(activity, amount)
 
     @rule(symbol=st.sampled_from(SYMBOLS), size=st.sampled_from([5.0, 30.0, 60.0, 80.0]),
           price=st.sampled_from([7.0, 40.0, 250.0]))
@@ -108,14 +129,14 @@ class TradeLogMachine(RuleBasedStateMachine):
         self._honest(self.pending[-1], "all")
 
     @precondition(lambda self: bool(self.pending))
-    @rule(data=st.data(), fills=st.sampled_from(["all", "part", "none"]))
+    @rule(data=st.data(), fills=st.sampled_from(["all", "part", "none", "unsent"]))
     def honest_entry(self, data: st.DataObject, fills: str) -> None:
         self._honest(data.draw(st.sampled_from(self.pending)), fills)
 
     def _honest(self, d: TradeDecision, fills: str) -> None:
         state = self.tl.account_state()
         verdict = ledger.entry_verdict(LIMITS, state, size_pct=d.position_size_pct, price=d.reference_price,
-                                       now=self.now, market_open=True, kill_switch=state.kill_switch,
+                                       now=self.now, opens_in_time=True, kill_switch=state.kill_switch,
                                        symbol_busy=self.tl.symbol_claimed(d.symbol))
         if verdict.trips_daily_loss:
             self.tl.trip_daily_loss(state.day)
@@ -131,7 +152,7 @@ class TradeLogMachine(RuleBasedStateMachine):
         d = data.draw(st.sampled_from(self.pending))
         state = self.tl.account_state()
         verdict = ledger.entry_verdict(LIMITS, state, size_pct=d.position_size_pct, price=d.reference_price,
-                                       now=self.now, market_open=True, kill_switch=state.kill_switch,
+                                       now=self.now, opens_in_time=True, kill_switch=state.kill_switch,
                                        symbol_busy=self.tl.symbol_claimed(d.symbol))
         if verdict.approved:
             self.stale.append((d, state, verdict.qty))
@@ -169,6 +190,7 @@ class TradeLogMachine(RuleBasedStateMachine):
         # Then every limit was free in the stored state it was reserved against
         assert fresh.version == state.version, "reserved against a state that had changed"
         assert not fresh.kill_switch and fresh.tripped_day != fresh.day
+        assert not fresh.broker_block, "reserved while the broker account blocks entries"
         assert not ledger.daily_loss_breached(LIMITS, fresh)
         assert fresh.cooldown_until is None or self.now >= fresh.cooldown_until
         assert fresh.open_positions < LIMITS.max_open_positions
@@ -178,6 +200,9 @@ class TradeLogMachine(RuleBasedStateMachine):
         assert d.symbol not in self.working and self.tl.position(d.symbol) is None
         self.pending.remove(d)
         w = Working(d, order, d.reference_price)
+        if fills == "unsent":  # reserved, its order not at the broker yet
+            self.working[d.symbol] = replace(w, sent=False)
+            return
         if fills == "none":
             self.tl.record_entry_accepted(d, order, d.reference_price)
             self.working[d.symbol] = w
@@ -201,10 +226,19 @@ class TradeLogMachine(RuleBasedStateMachine):
         if status != "filled":
             self.working[w.order.symbol] = w
 
-    @precondition(lambda self: bool(self.working))
+    @precondition(lambda self: any(not w.sent for w in self.working.values()))
+    @rule(data=st.data())
+    def redelivery_sends_the_order(self, data: st.DataObject) -> None:
+        """The executor's next delivery finds the reservation and sends its order: the broker accepts it."""
+        symbol = data.draw(st.sampled_from(sorted(s for s, w in self.working.items() if not w.sent)))
+        w = self.working[symbol]
+        self.tl.record_entry_accepted(w.decision, w.order, w.quote)
+        self.working[symbol] = replace(w, sent=True)
+
+    @precondition(lambda self: any(w.sent for w in self.working.values()))
     @rule(data=st.data(), outcome=st.sampled_from(["rest", "cancel"]))
     def broker_reports(self, data: st.DataObject, outcome: str) -> None:
-        symbol = data.draw(st.sampled_from(sorted(self.working)))
+        symbol = data.draw(st.sampled_from(sorted(s for s, w in self.working.items() if w.sent)))
         w = self.working.pop(symbol)
         row = self.tl.order(w.decision.decision_id)
         assert row is not None
@@ -229,6 +263,23 @@ class TradeLogMachine(RuleBasedStateMachine):
                                  status="filled")
         self._book(OrderSide.BUY, qty, price, fee)
 
+    @precondition(lambda self: any(w.filled <= 0 for w in self.working.values()))
+    @rule(data=st.data())
+    def auth_refused_withdraws_an_entry(self, data: st.DataObject) -> None:
+        """The broker refused the keys before the order reached it: the reservation is withdrawn, the decision stays
+        PENDING (its message comes again) and entries are blocked."""
+        symbol = data.draw(st.sampled_from(sorted(s for s, w in self.working.items() if w.filled <= 0)))
+        w = self.working[symbol]
+        row = self.tl.order(w.decision.decision_id)
+        assert row is not None
+        if row.get("status") != "submitting":  # accepted by the broker already: nothing to withdraw
+            assert not self.tl.withdraw_entry(w.decision.decision_id, symbol, "broker auth: HTTP 401")
+            return
+        assert self.tl.withdraw_entry(w.decision.decision_id, symbol, "broker auth: HTTP 401")
+        del self.working[symbol]
+        self.pending.append(w.decision)
+        assert self.tl.account_state().broker_block == "broker auth: HTTP 401"
+
     # -- closes -------------------------------------------------------------------------------------
     @rule(data=st.data(), move=st.sampled_from([-0.3, -0.1, -0.02, 0.02, 0.1, 0.3]),
           reason=st.sampled_from(["stop_loss", "stop_loss", "stop_loss", "take_profit", "time_limit", "signal"]))
@@ -237,6 +288,19 @@ class TradeLogMachine(RuleBasedStateMachine):
         if not positions:
             return
         self.close_position(data.draw(st.sampled_from(positions)), move, reason)
+
+    @rule(data=st.data())
+    def close_goes_working(self, data: st.DataObject) -> None:
+        """A close order the broker queued (sent after the close): the position is claimed and its order working;
+        nothing is booked until it fills (the `close` rule then books it)."""
+        positions = [p for p in self.tl.positions() if p.symbol not in self.working and p.symbol not in self.closing]
+        if not positions:
+            return
+        pos = data.draw(st.sampled_from(positions))
+        coid = f"{pos.decision_id}-x"
+        assert self.tl.mark_closing(pos.symbol, coid, "signal", pos.decision_id, self.now)
+        assert self.tl.record_close_working(pos.symbol, coid, "accepted", None)
+        self.closing.add(pos.symbol)
 
     def close_position(self, pos: Position, move: float, reason: str) -> None:
         price = COSTS.fill_price(pos.avg_price * (1 + move), OrderSide.SELL)
@@ -249,6 +313,7 @@ class TradeLogMachine(RuleBasedStateMachine):
         assert done is not None
         assert self.tl.record_close(pos, fill, **kw) is None  # a duplicate close books nothing
         self._book(OrderSide.SELL, abs(pos.qty), price, fee)
+        self.closing.discard(pos.symbol)
 
     def _book(self, side: OrderSide, qty: float, price: float, fee: float) -> None:
         if side == OrderSide.BUY:
@@ -270,7 +335,7 @@ class TradeLogMachine(RuleBasedStateMachine):
 
     @invariant()
     def cash_is_initial_minus_buys_plus_sells_minus_fees(self) -> None:
-        expected = INITIAL - self.buys + self.sells - self.fees
+        expected = INITIAL - self.buys + self.sells - self.fees + sum(self.fee_activities.values())
         assert abs(self.tl.account_state().cash - expected) < 1e-4
 
     @invariant()
@@ -334,6 +399,11 @@ def _third_order_in_a_minute(m: TradeLogMachine) -> None:
     m.reserve_without_checking("CCC", 0.3)
 
 
+def _broker_blocked(m: TradeLogMachine) -> None:
+    m.broker_account("broker account blocked", None)
+    m.reserve_without_checking("AAA", 0.3)
+
+
 def _halted(m: TradeLogMachine) -> None:
     m.operator_kill_switch(True)
     m.reserve_without_checking("AAA", 0.3)
@@ -354,6 +424,7 @@ def _more_than_the_cash(m: TradeLogMachine) -> None:
 SCENARIOS = {"version": _stale_second_entry, "day_not_tripped": _recovered_after_a_trip,
              "open_slots": _three_then_a_fourth, "no_cooldown": _two_stop_outs, "daily_loss": _after_a_loss,
              "minute_window": _third_order_in_a_minute, "kill_switch_off": _halted, "sizing_equity": _oversized,
+             "broker_clear": _broker_blocked,
              "cash": _more_than_the_cash}
 
 

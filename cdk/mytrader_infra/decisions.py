@@ -12,6 +12,7 @@ from constructs import Construct
 
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE
 
+from .access import advisor_invoke_statements, deployments_arn, grant_sources, stack_tag
 from .functions import make_function
 from .settings import DeploySettings
 from .storage import Storage
@@ -66,29 +67,20 @@ class Decisions(Construct):
                                             "scheduled_time": scheduler.ContextAttribute.scheduled_time,
                                             "universe": settings.universe})))
         assert SCHEDULE_TIMEZONE == "America/New_York"
-        # Least privilege, by grants.
-        storage.trade_log.grant_read_write_data(self.function)
-        storage.sentiment_cache.grant_read_write_data(self.function)
-        storage.datasets.grant_read_write(self.function, "market-data/*")
-        storage.datasets.grant_read(self.function, "news/*")
-        storage.datasets.grant_put(self.function, "prompts/*")
+        # Least privilege: each grant follows from a code path of the decision cycle under these settings.
+        storage.trade_log.grant_read_write_data(self.function)  # decisions, skips, memos, the token budget
+        grant_sources(storage, self.function, settings, market=True, news=True)  # read only
+        storage.datasets.grant_put(self.function, "prompts/*")  # the prompt archive
         self.queue.grant_send_messages(self.function)
-        for param in storage.params.values():
-            param.grant_read(self.function)
-        storage.broker_secret.grant_read(self.function)
-        stack = self.function.stack
-        profile_id = settings.model_id
-        geography, _, rest = profile_id.partition(".")
-        base_model = rest if geography in ("us", "eu", "apac", "global") else profile_id
+        for key in ("MODE", "ACTIVE_MODEL", "SHADOW_MODEL"):  # the gates read each cycle (decide.py)
+            storage.params[key].grant_read(self.function)
+        for statement in advisor_invoke_statements(self, settings, "InvokeAdvisor"):
+            self.function.add_to_role_policy(statement)
         self.function.add_to_role_policy(iam.PolicyStatement(
-            sid="InvokeAdvisorModel", actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-            resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:inference-profile/{profile_id}"]
-            + [f"arn:{stack.partition}:bedrock:{r}::foundation-model/{base_model}"
-               for r in settings.inference_regions]))
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"],
-            resources=[f"arn:{stack.partition}:bedrock:{stack.region}:{stack.account}:custom-model-deployment/*"],
-            conditions={"StringEquals": {"aws:ResourceTag/mytrader:stack": p}}))
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            sid="ComprehendSentiment", actions=["comprehend:BatchDetectSentiment", "comprehend:DetectSentiment"],
-            resources=["*"]))  # Comprehend's sentiment APIs have no resource-level permissions
+            sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"], resources=[deployments_arn(self)],
+            conditions=stack_tag(p)))
+        if settings.news_source != "none":
+            storage.sentiment_cache.grant_read_write_data(self.function)
+            self.function.add_to_role_policy(iam.PolicyStatement(
+                sid="ComprehendSentiment", actions=["comprehend:BatchDetectSentiment"],
+                resources=["*"]))  # Comprehend's sentiment APIs have no resource-level permissions

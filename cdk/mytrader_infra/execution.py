@@ -12,6 +12,7 @@ from constructs import Construct
 
 from mytrader.stack_spec import EXECUTOR_MAX_CONCURRENCY
 
+from .access import grant_sources
 from .decisions import Decisions, cron_parts
 from .functions import make_function
 from .settings import DeploySettings
@@ -40,12 +41,11 @@ class Execution(Construct):
                                                        **cron_parts(settings.outcomes_schedule)),
             target=targets.LambdaInvoke(self.outcomes, dead_letter_queue=decisions.schedule_dlq, retry_attempts=2,
                                         max_event_age=Duration.minutes(10)))
+        # Least privilege: no parameter is read (the kill switch lives on the account, the clock is the system's);
+        # quotes and bars come from the market source, orders go to the paper book or Alpaca.
         for fn in (self.executor, self.outcomes):
             storage.trade_log.grant_read_write_data(fn)
-            storage.datasets.grant_read(fn, "market-data/*")
-            storage.broker_secret.grant_read(fn)
-            for key in ("MODE", "KILL_SWITCH"):
-                storage.params[key].grant_read(fn)
+            grant_sources(storage, fn, settings, market=True, broker=True)
         storage.idempotency.grant_read_write_data(self.executor)
         decisions.queue.grant_send_messages(self.outcomes)  # re-sends decisions stuck in PENDING
-        decisions.dlq.grant_consume_messages(self.outcomes)  # marks dead-lettered decisions
+        decisions.dlq.grant_consume_messages(self.outcomes)  # archives dead letters in the trade log, then deletes

@@ -13,6 +13,7 @@ from constructs import Construct
 
 from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
+from .access import advisor_invoke_statements, deployments_arn, grant_sources, stack_tag
 from .functions import make_function
 from .monitoring import Monitoring
 from .settings import DeploySettings
@@ -43,34 +44,40 @@ class Learning(Construct):
                                     env=learn_env)
         self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture,
                                    env=learn_env)
+        # The export: labelled decisions from the trade log, bars from the market source, datasets written to S3.
         storage.trade_log.grant_read_data(self.export)
-        storage.datasets.grant_read_write(self.export, "datasets/*")
-        storage.datasets.grant_read(self.export, "prompts/*")
-        storage.datasets.grant_read(self.tasks, "datasets/*")
-        storage.trade_log.grant_read_write_data(self.tasks)  # shadow predictions and evaluation records
-        for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL"):
-            storage.params[key].grant_read(self.tasks)
+        grant_sources(storage, self.export, settings, market=True)
+        storage.datasets.grant_put(self.export, "datasets/*")
+        # The tasks (finetune_tasks handler -> usecases/learn.py), each grant from one of their calls; no market
+        # source and no broker secret.
+        storage.datasets.grant_read(self.tasks, "datasets/*")  # the validation split the evaluation replays
+        storage.trade_log.grant_read_data(self.tasks)  # shadow predictions of the candidate
+        storage.params["ACTIVE_MODEL"].grant_read(self.tasks)  # evaluate, promote
+        for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL"):  # promote
             storage.params[key].grant_write(self.tasks)
-        monitoring.topic.grant_publish(self.tasks)
+        self.tasks.add_to_role_policy(iam.PolicyStatement(  # request_approval: the token the CLI answers with
+            sid="PendingApproval", actions=["ssm:PutParameter"],
+            resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=f"{p}/pending-approval")]))
+        monitoring.topic.grant_publish(self.tasks)  # notify (and the KMS key the topic is encrypted with)
         self.bedrock_role.grant_pass_role(self.tasks.grant_principal)  # iam:PassRole on exactly this role
-        self.tasks.add_to_role_policy(iam.PolicyStatement(
+        self.tasks.add_to_role_policy(iam.PolicyStatement(  # create_job (with job and model tags), job_status
             sid="ModelCustomization",
-            actions=["bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob",
-                     "bedrock:StopModelCustomizationJob", "bedrock:GetCustomModel", "bedrock:TagResource"],
+            actions=["bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob", "bedrock:TagResource"],
             resources=[f"arn:{part}:bedrock:{region}:{account}:model-customization-job/*",
                        f"arn:{part}:bedrock:{region}:{account}:custom-model/*",
                        f"arn:{part}:bedrock:{region}::foundation-model/amazon.nova-*"]))
-        self.tasks.add_to_role_policy(iam.PolicyStatement(
-            sid="CustomModelDeployments",
-            actions=["bedrock:CreateCustomModelDeployment", "bedrock:GetCustomModelDeployment",
-                     "bedrock:DeleteCustomModelDeployment", "bedrock:InvokeModel"],
-            resources=[f"arn:{part}:bedrock:{region}:{account}:custom-model-deployment/*",
-                       f"arn:{part}:bedrock:{region}:{account}:custom-model/*"],
-            conditions={"StringEquals": {"aws:ResourceTag/mytrader:stack": p}}))
-        self.tasks.add_to_role_policy(iam.PolicyStatement(
-            sid="InvokeActiveModelForEvaluation", actions=["bedrock:InvokeModel"],
-            resources=[f"arn:{part}:bedrock:{region}:{account}:inference-profile/*",
-                       f"arn:{part}:bedrock:*::foundation-model/*"]))
+        self.tasks.add_to_role_policy(iam.PolicyStatement(  # create_deployment: of this stack's custom models
+            sid="DeployOwnCustomModels", actions=["bedrock:CreateCustomModelDeployment"],
+            resources=[f"arn:{part}:bedrock:{region}:{account}:custom-model/*"], conditions=stack_tag(p)))
+        self.tasks.add_to_role_policy(iam.PolicyStatement(  # ... creating a deployment tagged with the stack
+            sid="NewDeploymentsTagged", actions=["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
+            resources=[deployments_arn(self)], conditions=stack_tag(p, "aws:RequestTag")))
+        self.tasks.add_to_role_policy(iam.PolicyStatement(  # deployment_status, reject, evaluate (the candidate)
+            sid="OwnDeployments", actions=["bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment",
+                                           "bedrock:InvokeModel"],
+            resources=[deployments_arn(self)], conditions=stack_tag(p)))
+        for statement in advisor_invoke_statements(self, settings, "EvaluateActiveModel"):  # evaluate (the active)
+            self.tasks.add_to_role_policy(statement)
         log_group = logs.LogGroup(self, "finetune-logs", log_group_name=f"/aws/vendedlogs/states/{p}-finetune",
                                   retention=logs.RetentionDays.THREE_MONTHS, removal_policy=RemovalPolicy.DESTROY)
         self.state_machine = sfn.StateMachine(
@@ -82,9 +89,3 @@ class Learning(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False))
         for fn in (self.tasks, self.export):
             fn.grant_invoke(self.state_machine)
-        # Task-token answers (manual approval), granted by the state machine's name: granting by its ARN token
-        # would make the function depend on the state machine, which depends on the function.
-        self.tasks.add_to_role_policy(iam.PolicyStatement(
-            sid="ApprovalTaskTokens", actions=["states:SendTaskSuccess", "states:SendTaskFailure",
-                                               "states:SendTaskHeartbeat"],
-            resources=[f"arn:{part}:states:{region}:{account}:stateMachine:{p}-{STATE_MACHINE_NAME}"]))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -11,6 +11,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
+
+from mytrader.stack_spec import SECRET_NOT_SET_METRIC
 
 from .functions import METRICS_NAMESPACE, service_name
 from .settings import DeploySettings
@@ -24,13 +26,24 @@ if TYPE_CHECKING:  # for `wire` only: learning.py imports this module
 class Monitoring(Construct):
     def __init__(self, scope: Construct, id: str, *, settings: DeploySettings) -> None:
         super().__init__(scope, id)
+        account = Stack.of(self).account
+        # A customer-managed key: CloudWatch alarms cannot publish to a topic under the AWS-managed alias/aws/sns
+        # (its key policy cannot be changed to let cloudwatch.amazonaws.com use it). About $1 a month.
+        self.key = kms.Key(self, "alarm-topic-key", alias=f"alias/{settings.prefix}-alarms", enable_key_rotation=True,
+                           description="Encrypts the MyTrader alarm topic; CloudWatch alarms may use it to publish",
+                           removal_policy=RemovalPolicy.DESTROY, pending_window=Duration.days(7))
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"], resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": account}}))
         self.topic = sns.Topic(self, "alarms", topic_name=f"{settings.prefix}-alarms", enforce_ssl=True,
-                               master_key=kms.Alias.from_alias_name(self, "sns-key", "alias/aws/sns"))
+                               master_key=self.key)
         if settings.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(settings.alarm_email))
         self.topic.add_to_resource_policy(iam.PolicyStatement(
             sid="CloudWatchAlarms", principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["sns:Publish"], resources=[self.topic.topic_arn]))
+            actions=["sns:Publish"], resources=[self.topic.topic_arn],
+            conditions={"StringEquals": {"aws:SourceAccount": account}}))
         self.action = actions.SnsAction(self.topic)
         self.alarms: list[cw.Alarm] = []
 
@@ -58,6 +71,17 @@ class Monitoring(Construct):
                    "Executor errors")
         self.alarm("decision-cycle-errors", decisions.function.metric_errors(period=Duration.minutes(5)), 0,
                    "Decision-cycle errors")
+        self.alarm("outcomes-errors", execution.outcomes.metric_errors(period=Duration.minutes(5)), 0,
+                   "Outcomes errors: stops, targets and reconciliation did not run")
+        oc = service_name("outcomes")
+        not_set = cw.MathExpression(
+            expression="dc + ex + oc", period=Duration.minutes(15), label="functions idle on the placeholder secret",
+            using_metrics={name: self.metric(SECRET_NOT_SET_METRIC, service=svc)
+                           for name, svc in (("dc", dc), ("ex", ex), ("oc", oc))})
+        self.alarm("broker-secret-not-set", not_set, 1,
+                   "The broker secret still holds the placeholder: the functions that need it do nothing (safe start). "
+                   "Put your Alpaca keys in the secret (stack output BrokerSecretArn), then run `mytrader doctor`",
+                   op=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
         fallback_rate = cw.MathExpression(expression="100 * fallbacks / MAX([calls + fallbacks, 1])",
                                           using_metrics={"fallbacks": self.metric("LlmFallbacks", service=dc),
                                                          "calls": self.metric("LlmCalls", service=dc)},

@@ -51,10 +51,8 @@ ACKNOWLEDGEMENTS: list[tuple[str, str]] = [
      "custom model names are generated per run; deployments limited by the tag mytrader:stack"),
     (f"{P}IAM5[Resource::arn:<AWS::Partition>:bedrock:<REGION>::foundation-model/amazon.nova-*]",
      "the Nova base models that fine-tuning may start from"),
-    (f"{P}IAM5[Resource::arn:<AWS::Partition>:bedrock:<REGION>:<ACCOUNT>:inference-profile/*]",
-     "evaluation replays the validation split through whichever model is active (an inference profile)"),
-    (f"{P}IAM5[Resource::arn:<AWS::Partition>:bedrock:*::foundation-model/*]",
-     "an inference profile routes to the foundation model in any of its destination regions"),
+    (f"{P}IAM5[Action::kms:GenerateDataKey*]",
+     "CDK grant_publish on the alarm topic: data keys of its customer-managed key only (that key's ARN)"),
 ]
 
 

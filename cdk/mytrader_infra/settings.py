@@ -1,4 +1,5 @@
-"""Deploy-time settings from CDK context (cdk.json holds the defaults; override with -c key=value)."""
+"""Deploy-time settings: the project config file (mytrader.toml, read by cdk/app.py) mapped onto CDK context;
+`-c key=value` overrides a key. The defaults below apply to what neither sets."""
 from __future__ import annotations
 
 import json
@@ -6,13 +7,14 @@ import json
 from pydantic import BaseModel, Field, model_validator
 
 from mytrader.config import DEFAULT_MODEL_ID, RiskLimits
+from mytrader.stack_spec import DECISION_SCHEDULE, OUTCOMES_SCHEDULE
 
 
 class DeploySettings(BaseModel):
     prefix: str = Field("mytrader", pattern=r"^[a-z][a-z0-9-]{1,20}$")
     universe: list[str] = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOGL"]
-    decision_schedule: str = "cron(0/15 9-16 ? * MON-FRI *)"
-    outcomes_schedule: str = "cron(5/15 9-17 ? * MON-FRI *)"
+    decision_schedule: str = DECISION_SCHEDULE  # once a day after the close (New York), on the completed bar
+    outcomes_schedule: str = OUTCOMES_SCHEDULE
     mode: str = Field("consensus", pattern="^(consensus|override|advisory|baseline)$")
     model_id: str = DEFAULT_MODEL_ID
     broker: str = Field("paper", pattern="^(paper|alpaca)$")
@@ -22,7 +24,17 @@ class DeploySettings(BaseModel):
     risk: RiskLimits = RiskLimits()
     alarm_email: str = ""
     architecture: str = Field("arm64", pattern="^(arm64|x86_64)$")
-    inference_regions: list[str] = ["us-east-1", "us-east-2", "us-west-2"]
+    # destination regions of the advisor's inference profile; default: the pinned table in mytrader/stack_spec.py
+    inference_regions: list[str] | None = None
+    llm_enabled: bool = True  # false: no Bedrock or Comprehend call anywhere (the functions' LLM_ENABLED)
+    trading_json: str = ""  # the config file's decision settings (strategy, advisor, fees): the functions' TRADING_JSON
+    alpaca_feed: str = Field("sip", pattern="^(sip|iex)$")
+    # client_order_id prefix at Alpaca, so two stacks on one Alpaca account never collide (default: "<prefix>-")
+    alpaca_order_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{0,64}$")
+
+    @property
+    def order_prefix(self) -> str:
+        return self.alpaca_order_prefix if self.alpaca_order_prefix is not None else f"{self.prefix}-"
 
     @model_validator(mode="after")
     def _live_needs_alpaca(self) -> DeploySettings:
@@ -43,7 +55,7 @@ class DeploySettings(BaseModel):
                 continue
             if isinstance(value, str) and name in ("universe", "risk", "inference_regions"):
                 value = json.loads(value) if value.strip().startswith(("[", "{")) else value.split(",")
-            if isinstance(value, str) and name == "live_trading":
+            if isinstance(value, str) and name in ("live_trading", "llm_enabled"):
                 value = value.lower() == "true"
             raw[name] = value
         return cls.model_validate(raw)

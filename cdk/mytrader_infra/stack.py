@@ -39,7 +39,9 @@ class MyTraderStack(Stack):
             "PARAM_PREFIX": s.prefix, "CLOCK_SOURCE": "system", "BROKER": s.broker, "MARKET_DATA": s.market_data,
             "NEWS_SOURCE": s.news_source, "SENTIMENT_SCORER": "comprehend",
             "BROKER_SECRET_ARN": self.storage.broker_secret.secret_arn, "ALPACA_TRADING_URL": s.alpaca_trading_url,
-            "RISK_JSON": s.risk.model_dump_json(),
+            "RISK_JSON": s.risk.model_dump_json(), "LLM_ENABLED": "true" if s.llm_enabled else "false",
+            "ALPACA_FEED": s.alpaca_feed, "ALPACA_ORDER_PREFIX": s.order_prefix,
+            **({"TRADING_JSON": s.trading_json} if s.trading_json else {}),
         }
         self.monitoring = Monitoring(self, "monitoring", settings=s)
         self.decisions = Decisions(self, "decisions", settings=s, storage=self.storage, layer=self.layer, env=env)

@@ -10,7 +10,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from aws_lambda_powertools.metrics import MetricUnit
 
     from mytrader.app.settings import PipelineSettings
-    from mytrader.app.wiring import learning_deps
+    from mytrader.app.wiring import dataset_export_deps
     from mytrader.observability import logger, metrics, tracer
     from mytrader.usecases.learn import apply_defaults, export_dataset
 
@@ -18,7 +18,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
         from aws_lambda_powertools.utilities.typing import LambdaContext
 
     SETTINGS = PipelineSettings.from_env()
-    deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
+    deps = cache(lambda: dataset_export_deps(SETTINGS))  # built once per container, on first use
 
 
 @logger.inject_lambda_context

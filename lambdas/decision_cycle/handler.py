@@ -10,6 +10,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from aws_lambda_powertools.metrics import MetricUnit
     from pydantic import ValidationError
 
+    from mytrader.app.safe_start import not_started, started
     from mytrader.app.settings import PipelineSettings
     from mytrader.app.wiring import decision_cycle_deps
     from mytrader.observability import logger, metrics, tracer
@@ -26,7 +27,9 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    d = deps()
+    d = started(deps)
+    if d is None:  # the broker secret still holds the placeholder: no decision at all (safe_start.py)
+        return not_started()
     try:
         schedule = ScheduleEvent.model_validate(event)
     except ValidationError as exc:

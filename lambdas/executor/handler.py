@@ -10,7 +10,7 @@ from mytrader.coldstart import init_phase
 with init_phase():  # the container's one-time set-up, garbage collector off (see coldstart.py)
     from collections.abc import Callable
     from functools import cache
-    from typing import TYPE_CHECKING, Any
+    from typing import TYPE_CHECKING, Any, cast
 
     from aws_lambda_powertools.metrics import MetricUnit
     from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
@@ -22,6 +22,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     )
 
     from mytrader.adapters.aws.clients import Aws
+    from mytrader.app.safe_start import hand_back_batch, started
     from mytrader.app.settings import PipelineSettings
     from mytrader.app.wiring import executor_deps
     from mytrader.observability import logger, metrics, tracer
@@ -92,5 +93,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    if started(deps) is None:  # the broker secret still holds the placeholder: every message handed back to SQS,
+        return cast("PartialItemFailureResponse", hand_back_batch(event))  # redelivered, never lost (safe_start.py)
     idempotency.register_lambda_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

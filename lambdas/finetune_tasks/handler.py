@@ -9,7 +9,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
     from typing import TYPE_CHECKING, Any
 
     from mytrader.app.settings import PipelineSettings
-    from mytrader.app.wiring import learning_deps
+    from mytrader.app.wiring import finetune_tasks
     from mytrader.observability import logger, metrics, tracer
     from mytrader.usecases.learn import FinetuneTasks, TaskResult, WorkflowState, apply_defaults
 
@@ -17,7 +17,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
         from aws_lambda_powertools.utilities.typing import LambdaContext
 
     SETTINGS = PipelineSettings.from_env()
-    deps = cache(lambda: learning_deps(SETTINGS))  # built once per container, on first use
+    tasks_once = cache(lambda: finetune_tasks(SETTINGS))  # built once per container, on first use
 
 
 class UnknownAction(ValueError):
@@ -40,7 +40,7 @@ def lambda_handler(event: dict[str, Any] | None, context: LambdaContext) -> dict
     action = str(event.get("action"))
     if action == "defaults":
         return apply_defaults(event.get("input") or {}, SETTINGS.finetune_base_model).model_dump()
-    tasks = deps().tasks
+    tasks = tasks_once()
     state = WorkflowState.model_validate(event.get("state") or {})
     if action == "notify":
         return tasks.notify(state, event.get("outcome", "unknown")).response()

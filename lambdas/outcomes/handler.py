@@ -9,6 +9,7 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 
     from aws_lambda_powertools.metrics import MetricUnit
 
+    from mytrader.app.safe_start import not_started, started
     from mytrader.app.settings import PipelineSettings
     from mytrader.app.wiring import outcomes_deps
     from mytrader.observability import logger, metrics, tracer
@@ -25,7 +26,9 @@ with init_phase():  # the container's one-time set-up, garbage collector off (se
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    d = deps()
+    d = started(deps)
+    if d is None:  # the broker secret still holds the placeholder: nothing is closed or re-sent (safe_start.py)
+        return not_started()
     result = run_outcomes(d.clock.now(), d.execution, d.market, d.queue, d.dead_letters)
     counts = {"Closed": result.closed, "Reconciled": result.reconciled, "Resent": result.resent,
               "DeadLettered": result.dead_lettered, "Errors": result.errors}

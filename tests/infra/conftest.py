@@ -1,4 +1,6 @@
-"""Infra tests synthesize the CDK app once (bundling skipped; one test builds the real layer)."""
+"""Infra tests read the synthesized template from the cache the embedded AWS uses (iam/template.py: synthesized
+once per hash of its inputs, under a file lock, so two xdist workers or a parallel `make demo` synthesize it once;
+bundling skipped). One test builds the real layer."""
 from __future__ import annotations
 
 import json
@@ -23,10 +25,11 @@ def synth(outdir: Path, context: dict | None = None, nag: bool = True) -> dict:
 
 
 @pytest.fixture(scope="session")
-def cdk_out(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cdk.out")
-    synth(out)
-    return out
+def cdk_out() -> Path:
+    """The cloud assembly of the deployed settings (cdk.json as it is): cached, do not write into it."""
+    from mytrader_tools.embedded.iam.template import assembly_dir
+
+    return assembly_dir({})
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from mytrader.adapters.tradelog import TradeLog
-from mytrader.broker import BrokerOrder
+from mytrader.broker import BrokerOrder, ExitLegs
 from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import Order, OrderSide, Position
 from mytrader.stack_spec import TRADE_LOG
@@ -19,8 +19,15 @@ class FilledBroker:
 
     name = "paper"
 
-    def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder:
+    def submit(self, order: Order, quote: float, fill_price: float | None = None,
+               exits: ExitLegs | None = None) -> BrokerOrder:
         raise AssertionError(f"{order.client_order_id}: the close order is filled already, nothing is submitted")
+
+    def cancel(self, broker_order_id: str) -> None:
+        raise AssertionError("nothing rests at this broker")
+
+    def replace_stop(self, broker_order_id: str, stop_price: float) -> BrokerOrder:
+        raise AssertionError("nothing rests at this broker")
 
     def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder:
         symbol = client_order_id.split("-")[1]

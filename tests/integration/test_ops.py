@@ -37,7 +37,7 @@ def test_ops_commands(stack):
     run("halt", "--prefix", prefix)
     assert stack.get_param("KILL_SWITCH") == "on"
     # When flattening while halted, Then the positions close anyway (reduce-only)
-    assert "close decisions queued" in run("flatten", "--prefix", prefix)
+    assert "close decisions queued" in run("flatten", "--prefix", prefix, "--yes")
     stack.set_param("REPLAY_CLOCK", nyse().session_open(nyse().next_session(nyse().next_session(end))).isoformat())
     drain(stack)
     assert tradelog(stack).positions() == []

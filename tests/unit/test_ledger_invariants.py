@@ -51,7 +51,7 @@ class LedgerMachine(RuleBasedStateMachine):
           decided=st.one_of(st.none(), st.floats(1, 1e12)), buy=st.booleans())
     def entry(self, symbol: str, size: float, price: float, decided: float | None, buy: bool) -> None:
         before = self.account
-        verdict = ledger.entry_verdict(LIMITS, before, size_pct=size, price=price, now=self.now, market_open=True,
+        verdict = ledger.entry_verdict(LIMITS, before, size_pct=size, price=price, now=self.now, opens_in_time=True,
                                        kill_switch=self.kill, symbol_busy=symbol in self.positions,
                                        decided_equity=decided)
         if verdict.trips_daily_loss:
@@ -135,7 +135,7 @@ def test_sizing_never_comes_from_a_huge_decided_equity() -> None:
     account = ledger.roll_day(ledger.new_account(INITIAL), "2024-03-04")
     now = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
     # When the entry is sized
-    verdict = ledger.entry_verdict(LIMITS, account, size_pct=25.0, price=10.0, now=now, market_open=True,
+    verdict = ledger.entry_verdict(LIMITS, account, size_pct=25.0, price=10.0, now=now, opens_in_time=True,
                                    kill_switch=False, decided_equity=1e12)
     # Then it is capped by the account's own equity and the per-position limit
     assert verdict.approved and verdict.qty * 10.0 <= 20_000.0
@@ -147,11 +147,11 @@ def test_daily_loss_beyond_the_limit_trips_the_day() -> None:
     account = account.model_copy(update={"realized_today": -3_500.0})
     now = datetime(2024, 3, 4, 14, 30, tzinfo=UTC)
     # When an entry is checked
-    verdict = ledger.entry_verdict(LIMITS, account, size_pct=5.0, price=10.0, now=now, market_open=True,
+    verdict = ledger.entry_verdict(LIMITS, account, size_pct=5.0, price=10.0, now=now, opens_in_time=True,
                                    kill_switch=False)
     # Then it is refused, naming the limit, and trips the day
     assert not verdict.approved and verdict.limit == ledger.Limit.DAILY_LOSS and verdict.trips_daily_loss
     tripped = ledger.trip_daily_loss(account)
     again = ledger.entry_verdict(LIMITS, tripped.model_copy(update={"realized_today": 0.0}), size_pct=5.0,
-                                 price=10.0, now=now, market_open=True, kill_switch=False)
+                                 price=10.0, now=now, opens_in_time=True, kill_switch=False)
     assert not again.approved and again.limit == ledger.Limit.DAILY_LOSS

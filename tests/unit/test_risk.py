@@ -23,9 +23,9 @@ def decision(pct=10.0, equity=100_000.0) -> TradeDecision:
 
 
 def check_entry(limits: RiskLimits, acct: AccountState, d: TradeDecision, price: float, now: datetime,
-                market_open: bool, kill_switch: bool) -> EntryVerdict:
+                opens_in_time: bool, kill_switch: bool) -> EntryVerdict:
     """The ledger's entry verdict for decision `d`, the way the executor and the backtester ask for it."""
-    return entry_verdict(limits, acct, size_pct=d.position_size_pct, price=price, now=now, market_open=market_open,
+    return entry_verdict(limits, acct, size_pct=d.position_size_pct, price=price, now=now, opens_in_time=opens_in_time,
                          kill_switch=kill_switch, decided_equity=d.sizing_equity)
 
 
@@ -43,7 +43,7 @@ def test_size_is_capped_by_position_pct_and_order_notional():
     (account(), True, True, "kill_switch"),
     (account(tripped_day="2020-03-02"), False, True, "daily_loss_limit"),
     (account(realized_today=-3_500.0), False, True, "daily_loss_limit"),
-    (account(), False, False, "market_closed"),
+    (account(), False, False, "no_session_in_time"),
     (account(cooldown_until=NOW + timedelta(days=2)), False, True, "cooldown"),
     (account(open_positions=2), False, True, "max_open_positions"),
     (account(orders_minute="2020-03-02T14:31", orders_this_minute=3), False, True, "max_orders_per_minute"),

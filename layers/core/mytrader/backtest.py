@@ -1,18 +1,24 @@
 """In-process backtester: replays history through exactly the decision code the Lambdas run, no AWS.
 
-Per tick (bar time t), for every symbol with a bar at t, in symbol order:
-  1. orders decided at the previous close fill at the open of t (fees, slippage, risk engine);
-  2. open positions are checked against bar t: stop-loss, take-profit, time limit;
-  3. the decision engine decides as of the close of t.
-The pipeline's replay driver runs the same three steps through executor, outcomes and decision cycle.
+Per tick (bar time t), each step for every symbol with a bar at t, in symbol order (the deployment's day,
+usecases/execute.py):
+  1. the orders sent after the previous close fill at the open of t (slippage and fees on the open): entries open
+     their positions, signal exits close theirs (outcomes' reconciliation, first thing after the close);
+  2. open positions are checked against bar t: stop-loss, take-profit, time limit (outcomes);
+  3. the decision engine decides as of the close of t (the decision cycle, on the completed bar);
+  4. the executor acts on the decisions at once: an entry is risk-checked and sized at the close of t (the quote
+     after the close) and takes its slot; entries and signal exits wait for the open of the symbol's next bar.
+The pipeline's replay driver runs the same steps through outcomes, decision cycle and executor.
 """
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,20 +31,25 @@ from mytrader.market.calendar import session_open_for
 from mytrader.market.guard import BarFlags, bar_flags, collar, last_trusted_close
 from mytrader.metrics import performance
 from mytrader.models import Action, OrderSide, Position, SentimentScore
-from mytrader.portfolio import Costs, exit_on_bar
+from mytrader.portfolio import Costs, exit_on_bar, next_open
 from mytrader.risk import AccountState
-from mytrader.strategy import strategy_arrays
+from mytrader.stack_spec import DECISION_MAX_AGE_S
+from mytrader.strategies import default_strategy
 
 if TYPE_CHECKING:
+    from mytrader.advisor.costs import CostRecord
     from mytrader.advisor.llm import ConverseClient
     from mytrader.config import TradingConfig
     from mytrader.features import FeatureFrame
     from mytrader.market.series import BarSeries
     from mytrader.models import QueryMemo, TradeDecision, TradeOutcome
     from mytrader.sentiment.context import NewsContext
-    from mytrader.strategy import StrategyArrays
+    from mytrader.strategies import Strategy, StrategyArrays
 
 Progress = Callable[[int, int], None]  # (timeline entries replayed, timeline length)
+MAX_AGE = timedelta(seconds=DECISION_MAX_AGE_S)  # the executor's: an entry whose next open comes later is refused
+DECIDED_AFTER_CLOSE = timedelta(minutes=10)  # stack_spec.DECISION_SCHEDULE: the decision cycle (and the executor,
+# at once) run this long after a regular close; the executor's clock in the backtest
 
 
 @dataclass
@@ -56,9 +67,20 @@ class SymbolState:
     valid: list[bool]
     position: Position | None = None
     entry_fee: float = 0.0
-    pending: TradeDecision | None = None
+    pending: TradeDecision | None = None  # decided at this close, not yet acted on by the executor
+    queued: _Queued | None = None  # sent after the close, filling at the next bar's open
     memo: QueryMemo | None = None
     flags: BarFlags | None = None  # the market-data guard's verdict on every bar (set by Backtester.run)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """An order the executor sent after the close: an entry sized at that close (its slot taken), or a signal
+    exit of the whole position."""
+    decision: TradeDecision
+    side: OrderSide
+    qty: float
+    exit: bool
 
 
 @dataclass
@@ -88,9 +110,10 @@ class _Run:
     unchecked: Counter[str] = field(default_factory=Counter)
 
 
-def prepare(series: BarSeries) -> SymbolState:
+def prepare(series: BarSeries, strategy: Strategy | None = None) -> SymbolState:
+    """`strategy`: the engine's (`engine.strategy`); None: the bundled default."""
     frame = compute_features(series)
-    arrays = strategy_arrays(frame)
+    arrays = (strategy or default_strategy()).arrays(frame)
     return SymbolState(series, frame, arrays, series.open.tolist(), series.high.tolist(), series.low.tolist(),
                        series.close.tolist(), frame.cols["rsi"].tolist(), frame.cols["trend"].astype(int).tolist(),
                        arrays.action.astype(int).tolist(), frame.valid_mask)
@@ -106,28 +129,34 @@ class Backtester:
                 engine.advisor.keep_raw = False
         self.trade_from = int(trade_from.timestamp()) if trade_from else None
         self.costs = Costs(cfg.fee_bps, cfg.slippage_bps)
+        self.warmup = max(cfg.warmup_bars, engine.strategy.warmup)
         self.keep_decisions = keep_decisions
 
     def run(self, states: dict[str, SymbolState], progress: Progress | None = None) -> BacktestResult:
         for st in states.values():
-            st.position, st.pending, st.memo, st.entry_fee = None, None, None, 0.0
+            st.position, st.pending, st.queued, st.memo, st.entry_fee = None, None, None, None, 0.0
             st.flags = bar_flags(st.series, self.cfg.data_guard)
         timeline = _timeline(states)
         run = _Run(ledger.new_account(self.cfg.initial_equity))
         total = len(timeline)
         prev_t: int | None = None
-        for n, (t, sym, i) in enumerate(timeline):
-            if t != prev_t:
-                self._start_tick(run, states, prev_t, t)
+        done = 0
+        for t, tick in _ticks(timeline):
+            self._start_tick(run, states, prev_t, t)
             prev_t = t
-            st = states[sym]
-            self._fill_pending(st, run, t)  # 1. what was decided at the previous close fills at this bar's open
-            self._exits_on_bar(st, run, i, t)  # 2. stop-loss, take-profit, time limit on this bar
-            run.last_close[sym] = st.c[i]
-            if self._may_decide(st, i, t):
-                self._decide_at_close(st, run, i, t)  # 3. decide at the close
-            if progress is not None and n % 2000 == 0:
-                progress(n, total)
+            for sym, i in tick:  # 1. what was sent after the previous close fills at this bar's open
+                self._fill_queued(states[sym], run, i, t)
+            for sym, i in tick:  # 2. stop-loss, take-profit, time limit on this bar
+                self._exits_on_bar(states[sym], run, i, t)
+                run.last_close[sym] = states[sym].c[i]
+            for sym, i in tick:  # 3. decide at the close
+                if self._may_decide(states[sym], i, t):
+                    self._decide_at_close(states[sym], run, i, t)
+            for sym, i in tick:  # 4. the executor: sized at the close, sent for the next open
+                self._send(states[sym], run, i, t)
+            if progress is not None and (done == 0 or done // 2000 != (done + len(tick)) // 2000):
+                progress(done, total)
+            done += len(tick)
         if prev_t is not None:
             run.equity_curve.append((datetime.fromtimestamp(prev_t, UTC), self._equity(run.account, states,
                                                                                       run.last_close)))
@@ -142,21 +171,33 @@ class Backtester:
                                                                                       run.last_close)))
         run.account = ledger.roll_day(run.account, ledger.day_of(datetime.fromtimestamp(t, UTC)))
 
-    def _fill_pending(self, st: SymbolState, run: _Run, t: int) -> None:
-        if st.pending is None:
+    def _fill_queued(self, st: SymbolState, run: _Run, i: int, t: int) -> None:
+        """The order sent after the previous close fills at this bar's open, slippage and fees on the open price."""
+        q, st.queued = st.queued, None
+        if q is None:
             return
-        d, st.pending = st.pending, None
-        realized = self._execute(st, d, run, t)
-        if realized is not None:
-            run.trades.append(realized)
+        opened = session_open_for(datetime.fromtimestamp(t, UTC))
+        price = self.costs.fill_price(st.o[i], q.side)
+        if q.exit:
+            if st.position is not None:
+                run.trades.append(self._close(st, st.position, run, price, opened, "signal"))
+            return
+        d = q.decision
+        fee = self.costs.fee(price, q.qty)
+        st.position = Position(symbol=st.series.symbol, qty=ledger.signed(q.side, q.qty), avg_price=price,
+                               opened_at=opened, decision_id=d.decision_id, stop_loss=d.stop_loss,
+                               take_profit=d.take_profit, time_limit_bars=d.time_horizon_bars,
+                               llm_action=d.advice.decision if d.advice else None)
+        st.entry_fee = fee
+        run.account = ledger.book_entry_fill(run.account, q.side, q.qty, price, fee)
 
     def _exits_on_bar(self, st: SymbolState, run: _Run, i: int, t: int) -> None:
         pos = st.position
         if pos is None:
             return
         run.bars_in_market += 1
-        if st.flags is not None and st.flags.jump[i]:  # an untrusted bar: the paper broker's quote (its open) decides
-            quote = st.o[i]
+        if st.flags is not None and st.flags.jump[i]:  # an untrusted bar: the paper broker's quote decides, which
+            quote = st.c[i]  # after the close is the bar's close
             if collar(quote, last_trusted_close(st.series, st.flags, i), self.cfg.data_guard.collar_pct):
                 run.unchecked[st.series.symbol] += 1  # not even the quote is trusted: held, unchecked
                 return
@@ -173,7 +214,7 @@ class Backtester:
 
     def _may_decide(self, st: SymbolState, i: int, t: int) -> bool:
         """Past the warm-up, with a next bar to fill on, every feature defined, inside the trading window."""
-        return (i >= self.cfg.warmup_bars and i + 1 < len(st.c) and st.valid[i]
+        return (i >= self.warmup and i + 1 < len(st.c) and st.valid[i]
                 and (self.trade_from is None or t >= self.trade_from)
                 and (st.flags is None or st.flags.reason(i) is None))  # the data guard quarantined this bar
 
@@ -212,36 +253,34 @@ class Backtester:
         decision, st.memo = engine.decide(ctx, as_of)
         return decision
 
-    def _execute(self, st: SymbolState, d: TradeDecision, run: _Run, t: int) -> TradeOutcome | None:
-        """The pipeline's executor, in process: the same ledger rules for the verdict, the fill and the close."""
-        now = session_open_for(datetime.fromtimestamp(t, UTC))  # executions happen at the session's open
-        quote = st.o[int(st.series.ts.searchsorted(t))]  # the paper quote is this bar's open
+    def _send(self, st: SymbolState, run: _Run, i: int, t: int) -> None:
+        """The pipeline's executor, in process, right after the close: the same ledger rules for the verdict, at
+        the quote it has then (the close of t); the order waits for the next open."""
+        d, st.pending = st.pending, None
+        if d is None:
+            return
+        now = datetime.fromtimestamp(t, UTC) + DECIDED_AFTER_CLOSE
         pos = st.position
         if pos is not None and ledger.reduces(d.action, pos.qty):
             side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-            return self._close(st, pos, run, self.costs.fill_price(quote, side), now, "signal")
+            st.queued = _Queued(d, side, abs(pos.qty), exit=True)
+            return
         if pos is not None or (d.action == Action.SELL and not self.cfg.allow_short):
-            return None
+            return
+        quote = st.c[i]  # the paper quote after the close
         if collar(quote, d.reference_price, self.cfg.data_guard.collar_pct):  # the executor's price collar
             run.rejections["collar"] += 1
-            return None
+            return
         verdict = ledger.entry_verdict(self.cfg.risk, run.account, size_pct=d.position_size_pct, price=quote, now=now,
-                                       market_open=True, kill_switch=False, decided_equity=d.sizing_equity)
+                                       opens_in_time=ledger.opens_in_time(next_open(now), d.decided_at, MAX_AGE),
+                                       kill_switch=False, decided_equity=d.sizing_equity)
         if verdict.trips_daily_loss:
             run.account = ledger.trip_daily_loss(run.account)
         if not verdict.approved:
             run.rejections[verdict.reason.split(":")[0].split(" ")[0]] += 1
-            return None
-        side = OrderSide.BUY if d.action == Action.BUY else OrderSide.SELL
-        price = self.costs.fill_price(quote, side)
-        fee = self.costs.fee(price, verdict.qty)
-        st.position = Position(symbol=st.series.symbol, qty=ledger.signed(side, verdict.qty), avg_price=price,
-                               opened_at=now, decision_id=d.decision_id, stop_loss=d.stop_loss,
-                               take_profit=d.take_profit, time_limit_bars=d.time_horizon_bars,
-                               llm_action=d.advice.decision if d.advice else None)
-        st.entry_fee = fee
-        run.account = ledger.book_entry_fill(ledger.reserve(run.account, now), side, verdict.qty, price, fee)
-        return None
+            return
+        run.account = ledger.reserve(run.account, now)
+        st.queued = _Queued(d, OrderSide.BUY if d.action == Action.BUY else OrderSide.SELL, verdict.qty, exit=False)
 
     def _close(self, st: SymbolState, pos: Position, run: _Run, price: float, at: datetime,
                reason: str) -> TradeOutcome:
@@ -300,6 +339,12 @@ def _score_advice(st: SymbolState, i: int, decision: TradeDecision, scored: list
         scored.append((decision.advice.confidence, decision.advice.decision == label_for_return(fr)))
 
 
+def _ticks(timeline: list[tuple[int, str, int]]) -> Iterator[tuple[int, list[tuple[str, int]]]]:
+    """The timeline by bar time: each time with its (symbol, bar index) pairs, in symbol order."""
+    for t, entries in groupby(timeline, key=itemgetter(0)):
+        yield t, [(sym, i) for _, sym, i in entries]
+
+
 def _timeline(states: dict[str, SymbolState]) -> list[tuple[int, str, int]]:
     """Every (bar time, symbol, bar index), ordered by time then symbol: the replay order of both drivers."""
     names = sorted(states)
@@ -348,26 +393,33 @@ def advisor_client(kind: str, bedrock: Callable[[], ConverseClient] | None = Non
 
 def run_modes(series: dict[str, BarSeries], modes: list[str], base: TradingConfig, advisor: str = "local",
               news: NewsContext | None = None, progress: Callable[[str, int, int], None] | None = None,
-              bedrock: Callable[[], ConverseClient] | None = None) -> dict[str, BacktestResult]:
-    """Every requested mode on the same data, plus buy-and-hold; one response cache shared by all runs.
+              bedrock: Callable[[], ConverseClient] | None = None,
+              costs: CostRecord | None = None) -> dict[str, BacktestResult]:
+    """Every requested mode on the same data, plus buy-and-hold; one response cache shared by all runs, and one
+    cost record (`costs`) in which each mode is its own run, so each mode's figures are what it would cost alone.
     `bedrock` makes the Bedrock Runtime client for `advisor="bedrock"` (called once, only if a mode asks)."""
+    from mytrader.advisor.costs import CostRecord
     from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
     from mytrader.config import DEFAULT_MODEL_ID, LOCAL_MODEL_ID
     from mytrader.models import Mode
 
-    client = advisor_client(advisor, bedrock) if any(m != "baseline" for m in modes) else None
+    wanted = base.advisor.enabled and any(m != "baseline" for m in modes)  # llm.enabled = false: never a call
+    client = advisor_client(advisor, bedrock) if wanted else None
     if advisor == "local":
         model_id = LOCAL_MODEL_ID
     else:
         model_id = base.advisor.model_id if base.advisor.model_id != LOCAL_MODEL_ID else DEFAULT_MODEL_ID
     cache = InMemoryResponseCache()
+    record = costs if costs is not None else CostRecord()
     results: dict[str, BacktestResult] = {}
     for m in modes:
         settings = base.advisor.model_copy(update={"model_id": model_id})
         cfg = base.model_copy(update={"mode": Mode(m), "advisor": settings})
-        llm = None if m == "baseline" or client is None else LlmAdvisor(client, cfg.advisor, cache=cache)
-        states = {sym: prepare(s) for sym, s in series.items()}
-        results[m] = Backtester(cfg, DecisionEngine(cfg, llm), news).run(
+        llm = None if m == "baseline" or client is None else LlmAdvisor(client, cfg.advisor, cache=cache,
+                                                                          costs=record, run=m)
+        engine = DecisionEngine(cfg, llm)
+        states = {sym: prepare(s, engine.strategy) for sym, s in series.items()}
+        results[m] = Backtester(cfg, engine, news).run(
             states, progress=partial(progress, m) if progress else None)
     results["buy_and_hold"] = buy_and_hold({sym: prepare(s) for sym, s in series.items()}, base)
     return results

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mytrader.models import Mode
 
@@ -29,6 +30,7 @@ class RiskLimits(BaseModel):
 
 
 class AdvisorSettings(BaseModel):
+    enabled: bool = Field(True, description="false: no LLM (nor sentiment) call anywhere; every mode runs as baseline")
     model_id: str = LOCAL_MODEL_ID
     min_confidence: float = Field(0.55, ge=0, le=1)
     response_mode: str = Field("tool", pattern="^(tool|json)$")
@@ -54,6 +56,16 @@ class DataGuard(BaseModel):
                                                       "trusted close (the decision's reference price) is rejected")
 
 
+class StrategyChoice(BaseModel):
+    """Which strategy decides: a built-in name, a file path or module:Class, and its parameters (the strategy
+    validates them). Part of the config hash, so a different strategy gives different decision ids."""
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("momentum_reversion", min_length=1,
+                      description="a built-in strategy, a file path or module:Class")
+    params: dict[str, Any] = Field(default_factory=dict, description="the strategy's parameters (it checks them)")
+
+
 class TradingConfig(BaseModel):
     mode: Mode = Mode.CONSENSUS
     allow_short: bool = False
@@ -65,6 +77,14 @@ class TradingConfig(BaseModel):
     risk: RiskLimits = RiskLimits()
     advisor: AdvisorSettings = AdvisorSettings()
     data_guard: DataGuard = DataGuard()
+    strategy: StrategyChoice = StrategyChoice()
+
+    @model_validator(mode="after")
+    def _no_llm_means_baseline(self) -> TradingConfig:
+        """With the LLM switched off every mode decides as the baseline (the strategy alone, nothing asked)."""
+        if not self.advisor.enabled and self.mode != Mode.BASELINE:
+            self.mode = Mode.BASELINE
+        return self
 
     @property
     def version(self) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import talib
@@ -83,3 +83,75 @@ def compute_features(series: BarSeries) -> FeatureFrame:
         "trend": trend.astype(np.float64), "high_vol": high_vol.astype(np.float64),
     }
     return FeatureFrame(series, cols)
+
+
+# -- a strategy's own indicators: any TA-Lib function, declared by name ------------------------------------------
+PRICE_INPUTS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One TA-Lib function over the bars, computed vectorised like the features above (so its value at t depends
+    only on bars <= t). `output` picks one series of a multi-output function (MACD: macd | macdsignal | macdhist);
+    `price` the input column of a single-input function (default close). Build it with `ta(...)`."""
+    function: str
+    params: tuple[tuple[str, int | float], ...] = ()
+    output: str | None = None
+    price: str | None = None
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v}" for k, v in self.params)
+        pick = f"[{self.output}]" if self.output else ""
+        return f"{self.function}({args}){pick}" + (f" of {self.price}" if self.price else "")
+
+
+def ta(function: str, *, output: str | None = None, price: str | None = None, **params: int | float) -> Indicator:
+    """`ta("SMA", timeperiod=20)`, `ta("MACD", output="macdhist")`, `ta("MAX", timeperiod=20, price="high")`."""
+    return Indicator(function.upper(), tuple(sorted(params.items())), output, price)
+
+
+def indicator_lookback(ind: Indicator) -> int:
+    """Bars TA-Lib needs before the indicator's first defined value."""
+    return int(_ta_function(ind, None).lookback)
+
+
+def compute_indicators(series: BarSeries, specs: dict[str, Indicator]) -> dict[str, npt.NDArray[np.float64]]:
+    """Each declared indicator over the whole history. A bad declaration raises ValueError with one line."""
+    inputs = {"open": series.open, "high": series.high, "low": series.low, "close": series.close,
+              "volume": series.volume}
+    return {name: _indicator(ind, inputs) for name, ind in specs.items()}
+
+
+def _indicator(ind: Indicator, inputs: dict[str, npt.NDArray[np.float64]]) -> npt.NDArray[np.float64]:
+    fn = _ta_function(ind, inputs)
+    names = list(fn.output_names)
+    if ind.output is None and len(names) > 1:
+        raise ValueError(f"indicator {ind.describe()}: pick one output of {names}")
+    if ind.output is not None and ind.output not in names:
+        raise ValueError(f"indicator {ind.describe()}: no output {ind.output!r} (outputs: {names})")
+    out = fn.outputs
+    arr = out if len(names) == 1 else out[names.index(ind.output)]
+    return np.asarray(arr, dtype=np.float64)
+
+
+def _ta_function(ind: Indicator, inputs: dict[str, npt.NDArray[np.float64]] | None) -> Any:  # talib is untyped
+    from importlib import import_module
+
+    make = vars(import_module("talib.abstract"))["Function"]  # its type stub does not declare Function
+    try:
+        fn = make(ind.function)
+    except Exception as exc:  # TA-Lib raises a bare Exception for an unknown name
+        raise ValueError(f"indicator {ind.function!r}: not a TA-Lib function") from exc
+    try:
+        fn.set_parameters(dict(ind.params))
+    except (KeyError, TypeError) as exc:
+        known = ", ".join(fn.info["parameters"]) or "none"
+        raise ValueError(f"indicator {ind.describe()}: bad parameter {exc} (parameters: {known})") from exc
+    if ind.price is not None:
+        if ind.price not in PRICE_INPUTS or "price" not in fn.info["input_names"]:
+            raise ValueError(f"indicator {ind.describe()}: price must be one of {PRICE_INPUTS} on a "
+                             f"single-input function")
+        fn.set_input_names({"price": ind.price})
+    if inputs is not None:
+        fn.set_input_arrays(inputs)
+    return fn

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mytrader.config import RiskLimits
 from mytrader.models import Action, OrderSide, Position, TradeOutcome
@@ -24,7 +24,8 @@ class Limit:
 
     KILL_SWITCH = "kill_switch"
     DAILY_LOSS = "daily_loss_limit"
-    MARKET_CLOSED = "market_closed"
+    BROKER_BLOCKED = "broker_blocked"
+    NO_SESSION = "no_session_in_time"
     COOLDOWN = "cooldown"
     OPEN_POSITIONS = "max_open_positions"
     ORDERS_PER_MINUTE = "max_orders_per_minute"
@@ -77,18 +78,28 @@ def orders_in_window(account: AccountState, now: datetime) -> int:
     return account.orders_this_minute if account.orders_minute == minute_of(now) else 0
 
 
+def opens_in_time(next_open: datetime | None, decided_at: datetime, max_age: timedelta) -> bool:
+    """Whether an order sent now executes before its decision goes stale: the session it fills in (now while the
+    market is open, else the next open; None when the session table cannot say) opens within `max_age` of the
+    decision. A closed market is no refusal by itself: an order sent after the close waits for the next open."""
+    return next_open is not None and next_open - decided_at <= max_age
+
+
 def entry_verdict(limits: RiskLimits, account: AccountState, *, size_pct: float, price: float, now: datetime,
-                  market_open: bool, kill_switch: bool, symbol_busy: bool = False,
+                  opens_in_time: bool, kill_switch: bool, symbol_busy: bool = False,
                   decided_equity: float | None = None) -> EntryVerdict:
     """Verdict for an order that opens a position, from the account as read; every refusal names its limit.
 
     Size: `size_pct` (capped at max_position_pct) of the equity the decision was sized on, never more than the
-    account's book equity now, the per-order notional cap, or the cash available; whole shares."""
-    refusal = _refusal(limits, account, now, market_open, kill_switch, symbol_busy)
+    account's book equity now or the broker's buying power (when known), the per-order notional cap, or the cash
+    available; whole shares."""
+    refusal = _refusal(limits, account, now, opens_in_time, kill_switch, symbol_busy)
     if refusal is not None:
         return refusal
     pct = min(size_pct, limits.max_position_pct)
     equity = account.book_equity if decided_equity is None else min(decided_equity, account.book_equity)
+    if account.buying_power is not None:
+        equity = min(equity, max(account.buying_power, 0.0))
     notional = min(equity * pct / 100, limits.max_order_notional, max(account.cash, 0.0))
     qty = math.floor(notional / price) if price > 0 and math.isfinite(price) else 0
     if qty < 1:
@@ -97,17 +108,20 @@ def entry_verdict(limits: RiskLimits, account: AccountState, *, size_pct: float,
     return EntryVerdict(True, qty=float(qty), sizing_equity=equity)
 
 
-def _refusal(limits: RiskLimits, account: AccountState, now: datetime, market_open: bool, kill_switch: bool,
+def _refusal(limits: RiskLimits, account: AccountState, now: datetime, in_time: bool, kill_switch: bool,
              symbol_busy: bool) -> EntryVerdict | None:
     if kill_switch:
         return EntryVerdict(False, limit=Limit.KILL_SWITCH, reason="kill_switch: trading halted, reduce-only")
+    if account.broker_block:
+        return EntryVerdict(False, limit=Limit.BROKER_BLOCKED, reason=f"broker_blocked: {account.broker_block}")
     if account.tripped_day and account.tripped_day == account.day:
         return EntryVerdict(False, limit=Limit.DAILY_LOSS, reason="daily_loss_limit: halted for the day, reduce-only")
     if daily_loss_breached(limits, account):
         return EntryVerdict(False, limit=Limit.DAILY_LOSS, reason="daily_loss_limit: halted for the day",
                             trips_daily_loss=True)
-    if not market_open:
-        return EntryVerdict(False, limit=Limit.MARKET_CLOSED, reason="market_closed")
+    if not in_time:
+        return EntryVerdict(False, limit=Limit.NO_SESSION,
+                            reason="no_session_in_time: the market does not open before the decision goes stale")
     if account.cooldown_until is not None and now < account.cooldown_until:
         return EntryVerdict(False, limit=Limit.COOLDOWN,
                             reason=f"cooldown after {limits.max_consecutive_stopouts} stop-outs")
@@ -136,6 +150,12 @@ def reserve(account: AccountState, now: datetime) -> AccountState:
 def release(account: AccountState) -> AccountState:
     """An entry that ended with nothing filled (refused, canceled, expired) gives its slot back."""
     return account.model_copy(update={"open_positions": max(0, account.open_positions - 1)})
+
+
+def book_fee(account: AccountState, amount: float) -> AccountState:
+    """A broker fee activity (regulatory fees, signed as reported: a charge is negative) paid from cash; book
+    equity (cash + positions at cost) moves with it."""
+    return account.model_copy(update={"cash": account.cash + amount, "book_equity": account.book_equity + amount})
 
 
 def signed(side: OrderSide, qty: float) -> float:

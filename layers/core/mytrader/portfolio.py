@@ -76,3 +76,22 @@ def cooldown_end(bar_ts: datetime, bars: int) -> datetime:
     for _ in range(bars):
         day = cal.next_session(day)
     return cal.session_close(day)
+
+
+def market_open_at(at: datetime) -> bool:
+    """The regular session runs at `at` (False outside the session table: nothing may fill on a guess)."""
+    cal = nyse()
+    return cal.covers(at.astimezone(NEW_YORK).date()) and cal.is_open(at)
+
+
+def next_open(at: datetime) -> datetime | None:
+    """When a market order sent at `at` first executes: `at` itself while the session runs, else the next session's
+    open (the rest of the day before today's open, or the next session after a close or a holiday). None outside
+    the session table."""
+    cal = nyse()
+    day = at.astimezone(NEW_YORK).date()
+    if not (cal.covers(day) and cal.covers(day + timedelta(days=10))):
+        return None
+    if cal.is_session(day) and at <= cal.session_close(day):
+        return max(at, cal.session_open(day))
+    return cal.session_open(cal.next_session(day))

@@ -161,12 +161,13 @@ class QueuedMessage:
 
 
 class DeadLetterQueue(Protocol):
-    """The decisions queue's DLQ, read without consuming: messages stay for `ops redrive-dlq`."""
+    """The decisions queue's DLQ, emptied by the sweep once each message is archived in the trade log (which is
+    what `ops redrive-dlq` re-sends from)."""
 
     def receive(self) -> list[QueuedMessage]:
-        """Up to 10 messages, hidden for a few seconds."""
+        """Up to 10 messages, hidden while the sweep archives them."""
         ...
 
-    def release(self, message: QueuedMessage) -> None:
-        """Make a received message visible again at once."""
+    def delete(self, messages: list[QueuedMessage]) -> None:
+        """Remove archived messages from the DLQ."""
         ...

@@ -21,4 +21,6 @@ class AccountState(BaseModel):
     tripped_day: str = ""  # the day the daily-loss limit halted new entries
     realized_total: float = 0.0
     kill_switch: bool = False  # halted by an operator (ops halt): entries refused, exits run
+    broker_block: str = ""  # why the broker account takes no entries now (outcomes reads it; "" = clear)
+    buying_power: float | None = None  # the broker's buying power as last read (None: not known, paper)
     version: int = 0  # bumped by every write of the account state (optimistic concurrency)

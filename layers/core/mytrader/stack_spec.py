@@ -102,10 +102,65 @@ FUNCTIONS = {
     "finetune_tasks": FunctionSpec("finetune-tasks", "finetune_tasks", 1024, 300, True,
                                    "Step Functions tasks: Bedrock control plane calls and the evaluation replay"),
 }
+SECRET_NOT_SET_METRIC = "BrokerSecretNotSet"  # counted by a function idle on the placeholder secret (alarmed)
 EXECUTOR_MAX_CONCURRENCY = 5  # SQS event source: enough for 5 message groups in parallel, gentle on the broker
 
-DECISION_SCHEDULE = "cron(0/15 9-16 ? * MON-FRI *)"  # every 15 minutes; the handler checks the real session
-OUTCOMES_SCHEDULE = "cron(5/15 9-17 ? * MON-FRI *)"
+# Once a day after the close (New York time; usecases/execute.py states the timing): outcomes books what filled at
+# today's open and checks the day's completed bar, then the decision cycle decides on it; the executor acts at once
+# and the broker queues the orders for the next open. On an exchange holiday the decision cycle decides nothing.
+OUTCOMES_SCHEDULE = "cron(20 16 ? * MON-FRI *)"  # before the decisions: fills at the open, then stops on the bar
+DECISION_SCHEDULE = "cron(25 16 ? * MON-FRI *)"  # after the close and the SIP feed's 15-minute delay (bars complete)
 SCHEDULE_TIMEZONE = "America/New_York"
 STATE_MACHINE_NAME = "finetune"
 FINETUNE_BASE_MODEL = "amazon.nova-micro-v1:0:128k"  # fine-tunable on Bedrock (us-east-1), bedrock-conversation-2024
+
+# -- Bedrock model access: the pinned inference-profile table ------------------------------------------------------
+# A system-defined (cross-Region) inference profile routes each request to one of its destination regions, which
+# depend on the profile and on the source region (the stack's). The stack grants InvokeModel on the foundation model
+# in exactly these regions, so synth stays offline and the template tested is the template deployed;
+# `mytrader doctor` compares this table with what GetInferenceProfile answers in the account. A `global.` profile
+# routes to any commercial region: its foundation-model ARN is region-less and needs no row here. A profile missing
+# from the table is refused at synth (add its row, or pass -c inference_regions=...).
+GEOGRAPHIC_PROFILE_PREFIXES = ("us", "us-gov", "eu", "apac", "jp", "au", "ca")
+GLOBAL_PROFILE_PREFIX = "global"
+_US_HAIKU_45 = ("us-east-1", "us-east-2", "us-west-2")
+INFERENCE_PROFILE_DESTINATIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "us.anthropic.claude-haiku-4-5-20251001-v1:0": {"us-east-1": _US_HAIKU_45, "us-east-2": _US_HAIKU_45,
+                                                    "us-west-2": _US_HAIKU_45},
+}
+
+
+class UnknownInferenceProfile(ValueError):
+    """A geographic inference profile whose destination regions the pinned table does not know."""
+
+
+@dataclass(frozen=True)
+class ModelRoute:
+    """Where a model id's requests go: the inference profile (if it is one), the foundation model it runs, and the
+    regions of that foundation model the caller must be allowed to invoke ("" stands for the region-less ARN of a
+    `global.` profile)."""
+    model_id: str
+    profile_id: str | None
+    base_model: str
+    regions: tuple[str, ...]
+
+    @property
+    def is_global(self) -> bool:
+        return self.profile_id is not None and self.profile_id.startswith(GLOBAL_PROFILE_PREFIX + ".")
+
+
+def model_route(model_id: str, source_region: str, regions: tuple[str, ...] | None = None) -> ModelRoute:
+    """The route of `model_id` called from `source_region`; `regions` overrides the pinned table (geographic
+    profiles only). A plain foundation model id runs in the source region."""
+    geography, _, rest = model_id.partition(".")
+    if geography == GLOBAL_PROFILE_PREFIX:
+        return ModelRoute(model_id, model_id, rest, (source_region, ""))
+    if geography not in GEOGRAPHIC_PROFILE_PREFIXES:
+        return ModelRoute(model_id, None, model_id, (source_region,))
+    pinned = regions or INFERENCE_PROFILE_DESTINATIONS.get(model_id, {}).get(source_region)
+    if not pinned:
+        raise UnknownInferenceProfile(
+            f"inference profile {model_id} called from {source_region}: its destination regions are not pinned; add "
+            "them to INFERENCE_PROFILE_DESTINATIONS in mytrader/stack_spec.py (GetInferenceProfile lists them) or "
+            "pass -c inference_regions=<region,region,...>")
+    return ModelRoute(model_id, model_id, rest, tuple(dict.fromkeys((source_region, *pinned))))

@@ -8,9 +8,8 @@ import boto3
 
 from mytrader.adapters.aws.queue import send_decision
 from mytrader.adapters.tradelog import TradeLog
-from mytrader.models import Action, DecisionStatus, Mode, StrategySignal, TradeDecision, make_decision_id
+from mytrader.models import Action, Mode, StrategySignal, TradeDecision, make_decision_id
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, TRADE_LOG, parameter_names
-from mytrader.usecases.admission import MalformedMessage, parse_message
 
 
 class Ops:
@@ -77,50 +76,17 @@ class Ops:
                 sent.append(d.decision_id)
         return sent
 
-    def redrive_dlq(self, max_messages: int = 1000) -> dict:
-        """Move dead letters back to the decisions queue; their decisions return to PENDING. The executor
-        rejects those older than the configured age."""
-        dlq, main = self.queue_url(DECISIONS_DLQ), self.queue_url(DECISIONS_QUEUE)
-        moved, unreadable = 0, 0
-        stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-        while moved + unreadable < max_messages:
-            msgs = self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                            AttributeNames=["All"],
-                                            MessageSystemAttributeNames=["All"]).get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                found = self._redrivable(m["Body"])
-                if found is not None:
-                    record, doc = found
-                    self.tl.set_status(record.decision_id, DecisionStatus.PENDING, "redriven from the DLQ",
-                                       from_status=DecisionStatus.DEAD_LETTERED.value)
-                    # a fresh pointer to the record (whatever the dead letter said), under a new dedup id
-                    send_decision(self.sqs, main, record, doc=doc, dedup_id=f"{record.decision_id}-redrive-{stamp}")
-                    moved += 1
-                else:  # names no recorded decision: back as it was, for the executor to dead-letter again
-                    group = m.get("Attributes", {}).get("MessageGroupId", "unreadable")
-                    self.sqs.send_message(QueueUrl=main, MessageBody=m["Body"], MessageGroupId=group,
-                                          MessageDeduplicationId=f"{m['MessageId']}-redrive-{stamp}"[:128])
-                    unreadable += 1
-                self.sqs.delete_message(QueueUrl=dlq, ReceiptHandle=m["ReceiptHandle"])
-        return {"redriven": moved, "unreadable_redriven": unreadable}
+    def redrive_dlq(self, limit: int = 1000) -> dict:
+        """Archive whatever is still in the DLQ (the outcomes' sweep, run now), then move every DEAD_LETTERED decision
+        back to PENDING (conditionally) and re-send its archived pointer. The executor rejects decisions older than
+        the configured age; orphans (messages that named no recorded decision) stay archived in the trade log."""
+        from mytrader.adapters.aws.queue import SqsDeadLetterQueue, send_pointer
+        from mytrader.usecases.dead_letters import redrive_dead_letters, sweep_dead_letters
 
-    def _redrivable(self, body: str) -> tuple[TradeDecision, str] | None:
-        """The recorded decision a dead letter points to, with the record's stored document: from a pointer, or
-        from a whole decision as messages were before pointers (only its id is used). None when the body names no
-        readable record."""
-        try:
-            decision_id = parse_message(body).decision_id
-        except MalformedMessage:
-            try:
-                decision_id = TradeDecision.model_validate_json(body).decision_id
-            except ValueError:
-                return None
-        row = self.tl.get_decision_row(decision_id)
-        if row is None or not isinstance(row.get("doc"), str):
-            return None
-        try:
-            return TradeDecision.model_validate_json(row["doc"]), row["doc"]
-        except ValueError:
-            return None
+        now = datetime.now(UTC)
+        swept = sweep_dead_letters(self.tl, SqsDeadLetterQueue(self.sqs, self.queue_url(DECISIONS_DLQ)), now)
+        main = self.queue_url(DECISIONS_QUEUE)
+        result = redrive_dead_letters(self.tl, lambda pointer, dedup: send_pointer(self.sqs, main, pointer, dedup),
+                                      stamp=now.strftime("%Y%m%d%H%M%S"), limit=limit)
+        return {"swept": swept.deleted, "marked": swept.marked, "orphans": swept.orphans,
+                "archive_errors": swept.errors, "redriven": result.redriven, "skipped": result.skipped}

@@ -11,6 +11,25 @@ from mytrader.metrics import accuracy_by_confidence
 COLORS = {"baseline": "#6b7280", "consensus": "#2563eb", "override": "#dc2626", "advisory": "#16a34a",
           "buy_and_hold": "#f59e0b", "demo": "#7c3aed"}
 W, H, PAD = 900, 260, 40
+SIGNED_PERCENT = {"total_return", "cagr"}  # fractions in the figures and the JSON, percentages in tables
+PERCENT = {"max_drawdown", "win_rate", "exposure", "llm_accuracy"}
+
+
+def metric_text(key: str, value: object) -> str:
+    """A figure as tables show it: returns and rates in %, cost in USD, counts as integers."""
+    if value is None:
+        return "—"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if key in SIGNED_PERCENT:
+            return f"{value * 100:+,.1f}%"
+        if key in PERCENT:
+            return f"{value * 100:,.1f}%"
+        if key.endswith("_usd"):
+            return f"{value:,.4f}" if value < 100 else f"{value:,.2f}"
+        if isinstance(value, float):
+            return f"{value:,.2f}"
+        return f"{value:,}"
+    return str(value)
 
 
 def _polyline(points: list[tuple[float, float]], color: str, width: float = 1.5) -> str:
@@ -105,9 +124,10 @@ def _accuracy_bars(acc: list[dict]) -> str:
     return "".join(parts)
 
 
-def _table(rows: list[dict], cols: list[str]) -> str:
+def _table(rows: list[dict], cols: list[str], fmt=lambda key, v: _fmt(v)) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(c, r.get(c)))}</td>" for c in cols) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -122,8 +142,10 @@ def _fmt(v) -> str:
 def render_report(results: dict, title: str, advisor_label: str, notes: list[str] | None = None) -> str:
     """`results` maps run name -> BacktestResult."""
     metric_cols = ["run", "total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor",
-                   "trades", "exposure", "llm_accuracy", "llm_calls", "cost_usd"]
-    rows = [{"run": name, **r.metrics} for name, r in results.items()]
+                   "trades", "exposure", "llm_accuracy", "fresh_calls", "cache_hits", "cost_usd"]
+    rows = [{"run": name, **r.metrics, "cache_hits": r.metrics.get("llm_cache_hits"),
+             "fresh_calls": r.metrics["llm_calls"] - r.metrics["llm_cache_hits"] if "llm_cache_hits" in r.metrics
+             else r.metrics.get("llm_calls")} for name, r in results.items()]
     equity = {name: r.equity for name, r in results.items() if r.equity}
     dd = {name: _drawdowns(r.equity) for name, r in results.items() if r.equity}
     llm_runs = [r for r in results.values() if r.llm_scored]
@@ -148,14 +170,16 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{css}</style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="note">Advisor: {html.escape(advisor_label)}. Returns and rates are fractions (0.12 = 12 %).</p>
+<p class="note">Advisor: {html.escape(advisor_label)}. Returns and rates in %; fresh calls were sent to the model,
+cache hits were answered from the response cache; cost in USD, each run as if run alone.</p>
 <ul>{note_html}</ul>
-<h2>Summary</h2>{_table(rows, metric_cols)}
+<h2>Summary</h2>{_table(rows, metric_cols, metric_text)}
 <h2>Equity</h2>{_line_chart(equity, "Equity (log scale)", log_scale=True)}
 <h2>Drawdowns</h2>{_line_chart(dd, "Drawdown from peak", fmt=lambda v: f"{v:.1%}")}
 <h2>Decision mix</h2>{_decision_mix(decided.decisions if decided else [])}
 <h2>Advisor accuracy by confidence</h2>
 <p>Accuracy: the advice matched the hindsight label (forward return over the horizon, HOLD band ±1.5 %).</p>
-{_accuracy_bars(acc)}{_table(acc, ["bucket", "n", "accuracy"])}
+{_accuracy_bars(acc)}{_table(acc, ["bucket", "n", "accuracy"], lambda k, v: metric_text(
+    "llm_accuracy" if k == "accuracy" else k, v))}
 <h2>Sample decisions</h2>{_table(samples, sample_cols)}
 </body></html>"""

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Protocol
 
+from mytrader.advisor.costs import CostRecord, RunCost
 from mytrader.advisor.parsing import AdviceError, parse_advice
-from mytrader.advisor.pricing import cost_usd
 from mytrader.advisor.prompt import TOOL_NAME, PromptInputs, prompt_hash, system_prompt, tool_config, user_prompt
 from mytrader.config import AdvisorSettings
 from mytrader.models import LlmAdvice, LlmCall
@@ -60,26 +60,53 @@ class TokenBudget:
 
 @dataclass
 class AdvisorStats:
-    calls: int = 0
-    cache_hits: int = 0
+    """One advisor's counters. Calls, tokens and cost are read from the cost record (mytrader.advisor.costs),
+    as this advisor's run would have cost alone."""
     fallbacks: int = 0
     repairs: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
     injection_flags: int = 0
     fallback_reasons: dict[str, int] = field(default_factory=dict)  # by kind: invalid_output, service_error, ...
     invalid_answers: dict[str, int] = field(default_factory=dict)  # bad answers by shape (repaired or not)
+    record: CostRecord = field(default_factory=CostRecord, repr=False)
+    run: str = ""
+
+    def costs(self) -> RunCost:
+        return self.record.run_cost(self.run)
+
+    @property
+    def calls(self) -> int:
+        """Requests sent to the model (a repaired answer is two)."""
+        return self.costs().fresh_calls
+
+    @property
+    def cache_hits(self) -> int:
+        return self.costs().cache_hits
+
+    @property
+    def input_tokens(self) -> int:
+        return self.costs().input_tokens
+
+    @property
+    def output_tokens(self) -> int:
+        return self.costs().output_tokens
+
+    @property
+    def cost_usd(self) -> float:
+        return self.costs().cost_usd
 
 
 class LlmAdvisor:
     def __init__(self, client: ConverseClient, settings: AdvisorSettings, cache: ResponseCache | None = None,
-                 budget: TokenBudget | None = None, model_id: str | None = None):
+                 budget: TokenBudget | None = None, model_id: str | None = None, costs: CostRecord | None = None,
+                 run: str = ""):
+        """`costs` records every call (shared by the runs that share `cache`, each under its own `run`)."""
         self.client, self.settings = client, settings
         self.model_id = model_id or settings.model_id
         self.cache = cache if cache is not None else InMemoryResponseCache()
         self.budget = budget or TokenBudget(settings.daily_token_budget)
-        self.stats = AdvisorStats()
+        self.costs = costs if costs is not None else CostRecord()
+        self.run = run
+        self.stats = AdvisorStats(record=self.costs, run=run)
         self.keep_raw = True  # the raw answer is logged with each decision; throughput backtests skip it
         static = {k: v for k, v in self.request(None).items() if k != "messages"}  # model, system, tools, params
         self._static_key = hashlib.sha256(json.dumps(static, sort_keys=True).encode()).hexdigest()
@@ -106,11 +133,11 @@ class LlmAdvisor:
         key = hashlib.sha256(f"{self._static_key}|{user}".encode()).hexdigest()
         cached = self.cache.get(key)
         if cached is not None:
-            self.stats.cache_hits += 1
-            call.cached = True
             try:
                 advice = parse_advice(cached, inputs.price, bool(inputs.limits.get("allow_short")),
                                       self.settings.response_mode)
+                self.costs.cached(self.run, key, self.model_id)
+                call.cached = True
                 call.raw_answer = _raw(cached) if self.keep_raw else None
                 return advice, call.done()
             except AdviceError:
@@ -127,7 +154,7 @@ class LlmAdvisor:
                 code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
                 return None, self._fallback(call, f"service_error:{code or type(exc).__name__}")
             call.latency_ms += (time.perf_counter() - started) * 1000
-            self._count_usage(call, response, day)
+            self._count_usage(call, response, day, key)
             try:
                 advice = parse_advice(response, inputs.price, bool(inputs.limits.get("allow_short")),
                                       self.settings.response_mode)
@@ -145,17 +172,12 @@ class LlmAdvisor:
             return advice, call.done()
         raise AssertionError("unreachable")
 
-    def _count_usage(self, call: _Draft, response: dict[str, Any], day: str) -> None:
+    def _count_usage(self, call: _Draft, response: dict[str, Any], day: str, key: str) -> None:
         usage = response.get("usage") or {}
         tin, tout = int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0))
         call.input_tokens += tin
         call.output_tokens += tout
-        c = cost_usd(self.model_id, tin, tout)
-        call.cost_usd = round(call.cost_usd + c, 8)
-        self.stats.calls += 1
-        self.stats.input_tokens += tin
-        self.stats.output_tokens += tout
-        self.stats.cost_usd += c
+        call.cost_usd = round(call.cost_usd + self.costs.fresh(self.run, key, self.model_id, tin, tout), 8)
         self.budget.add(day, tin + tout)
 
     def _fallback(self, call: _Draft, reason: str) -> LlmCall:

@@ -15,10 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mytrader.models import LlmAdvice
+from mytrader.models import LlmAdvice, StrategySignal
 
 NEWS_OPEN, NEWS_CLOSE = "<news>", "</news>"
 MAX_HEADLINES, MAX_HEADLINE_CHARS = 5, 110
+MAX_STRATEGY_NAME, MAX_STRATEGY_REASON = 40, 160
 TOOL_NAME = "trade_decision"
 
 SYSTEM_PROMPT = (
@@ -80,12 +81,21 @@ def sanitize_headline(text: str) -> tuple[str, bool]:
     (so that none can hide a marker from the fencing below, or reorder what the model reads); then the text stays
     as data: no angle brackets (no fake fences), no role markers, no code fences, bounded length."""
     text = strip_controls(text)
-    flagged = bool(_INJECTION.search(text))
-    safe = text.replace("<", "‹").replace(">", "›").replace("`", "'")
+    return _as_data(text, MAX_HEADLINE_CHARS), bool(_INJECTION.search(text))
+
+
+def _as_data(text: str, limit: int) -> str:
+    safe = strip_controls(text).replace("<", "‹").replace(">", "›").replace("`", "'")
     safe = _ROLE_MARKER.sub(lambda m: m.group(1) + " -", safe)
     safe = _FORBIDDEN.sub("[removed]", safe)
-    safe = " ".join(safe.split())[:MAX_HEADLINE_CHARS]
-    return safe, flagged
+    return " ".join(safe.split())[:limit]
+
+
+def strategy_payload(name: str, signal: StrategySignal) -> dict[str, str | float]:
+    """What the prompt says of the trader's strategy on this bar: its name, its signal, confidence and reason
+    (the strategy's own text, cleaned like a headline: one bounded line, no role markers)."""
+    return {"name": _as_data(name, MAX_STRATEGY_NAME), "action": signal.action.value,
+            "confidence": signal.confidence, "reason": _as_data(signal.reason, MAX_STRATEGY_REASON)}
 
 
 def prepare_headlines(raw: list[str]) -> tuple[list[str], int]:

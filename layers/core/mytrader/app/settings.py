@@ -5,10 +5,11 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, field_validator
 
-from mytrader.config import AdvisorSettings, RiskLimits, TradingConfig
+from mytrader.config import RiskLimits, TradingConfig
 from mytrader.models import Mode, Symbol
 from mytrader.stack_spec import FINETUNE_BASE_MODEL
 
@@ -36,6 +37,8 @@ class PipelineSettings(BaseModel):
     broker_secret_arn: str = ""
     alpaca_trading_url: str = "https://paper-api.alpaca.markets"
     alpaca_data_url: str = "https://data.alpaca.markets"
+    alpaca_feed: str = Field("sip", pattern="^(sip|iex)$")  # daily bars: SIP (consolidated) unless the plan lacks it
+    alpaca_order_prefix: str = Field("", max_length=64)  # per deployment, so two stacks on one account never collide
     market_data: str = Field("s3", pattern="^(s3|alpaca)$")
     news_source: str = Field("none", pattern="^(none|s3|alpaca)$")
     sentiment_scorer: str = Field("comprehend", pattern="^(comprehend|lexicon)$")
@@ -45,6 +48,11 @@ class PipelineSettings(BaseModel):
     initial_equity: float = 100_000.0
     allow_short: bool = False
     risk_json: str = ""
+    # The decision settings of the project's config file (mytrader.app.project_config: trading_json): risk,
+    # advisor, fees, strategy. The mode and the model come from SSM; RISK_JSON, INITIAL_EQUITY and ALLOW_SHORT,
+    # when set, win over it. LLM_ENABLED=false: every mode decides as the baseline and no news is scored.
+    trading_json: str = ""
+    llm_enabled: bool = True
     bedrock_role_arn: str = ""
     alarm_topic_arn: str = ""
     finetune_base_model: str = FINETUNE_BASE_MODEL
@@ -78,10 +86,16 @@ class PipelineSettings(BaseModel):
         return cls.model_validate(fields)
 
     def trading_config(self, mode: str, model_id: str) -> TradingConfig:
-        risk = RiskLimits.model_validate_json(self.risk_json) if self.risk_json else RiskLimits()
-        return TradingConfig(initial_equity=self.initial_equity, allow_short=self.allow_short, risk=risk,
-                             mode=Mode(mode), advisor=AdvisorSettings(model_id=model_id,
-                                                                      response_mode=response_mode_for(model_id)))
+        merged: dict[str, Any] = json.loads(self.trading_json) if self.trading_json else {}
+        advisor = {**merged.get("advisor", {}), "model_id": model_id}
+        advisor.setdefault("response_mode", response_mode_for(model_id))
+        advisor["enabled"] = self.llm_enabled and advisor.get("enabled", True)
+        for name in ("initial_equity", "allow_short"):  # set explicitly, or nothing in TRADING_JSON
+            if name in self.model_fields_set or name not in merged:
+                merged[name] = getattr(self, name)
+        if self.risk_json or "risk" not in merged:
+            merged["risk"] = RiskLimits.model_validate_json(self.risk_json) if self.risk_json else RiskLimits()
+        return TradingConfig.model_validate({**merged, "mode": Mode(mode), "advisor": advisor})
 
 
 def response_mode_for(model_id: str) -> str:

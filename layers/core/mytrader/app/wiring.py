@@ -25,7 +25,16 @@ if TYPE_CHECKING:
     import requests
 
     from mytrader.adapters.aws.clients import S3Client
-    from mytrader.ports import Broker, Clock, DeadLetterQueue, DecisionQueue, MarketData, News, SentimentCache
+    from mytrader.ports import (
+        Broker,
+        Clock,
+        DeadLetterQueue,
+        DecisionQueue,
+        MarketData,
+        News,
+        QuoteSource,
+        SentimentCache,
+    )
     from mytrader.usecases.decide import CycleDeps
     from mytrader.usecases.learn import FinetuneTasks
 
@@ -48,9 +57,8 @@ class OutcomesDeps:
 
 
 @dataclass(frozen=True)
-class LearningDeps:
-    """The dataset export's and the fine-tuning tasks' dependencies."""
-    tasks: FinetuneTasks
+class ExportDeps:
+    """The dataset export's: the trade log, the bars outcomes are labelled from, the clock and the bucket."""
     tradelog: TradeLog
     market: MarketData
     clock: Clock
@@ -71,12 +79,13 @@ def market_source(settings: PipelineSettings, aws: Aws) -> MarketData:
         from mytrader.adapters.alpaca.market_data import AlpacaMarketData
 
         key, secret = broker_credentials(settings, aws)
-        return AlpacaMarketData(key, secret, base_url=settings.alpaca_data_url, session=alpaca_http(key, secret))
+        return AlpacaMarketData(key, secret, base_url=settings.alpaca_data_url, feed=settings.alpaca_feed,
+                                session=alpaca_http(key, secret))
     return S3MarketData(aws.s3, settings.data_bucket)
 
 
 def news_context(settings: PipelineSettings, aws: Aws) -> News | None:
-    if settings.news_source == "none":
+    if settings.news_source == "none" or not settings.llm_enabled:  # LLM off: no sentiment, no Comprehend call
         return None
     from mytrader.adapters.aws.comprehend import ComprehendScorer
     from mytrader.sentiment.context import NewsContext
@@ -112,23 +121,27 @@ def decision_cycle_deps(settings: PipelineSettings, aws: Aws | None = None) -> C
                      budget=DynamoTokenBudget(tl, settings.trading_config("consensus", "x").advisor.daily_token_budget))
 
 
-def broker(settings: PipelineSettings, aws: Aws, costs: Costs, tradelog: TradeLog) -> Broker:
+def broker(settings: PipelineSettings, aws: Aws, costs: Costs, tradelog: TradeLog, clock: Clock,
+           quotes: QuoteSource) -> Broker:
+    """Alpaca, or the paper broker: it queues orders sent while the market is closed and fills them at the next
+    open at `quotes`' open price, once `clock` says that open has passed."""
     if settings.broker == "alpaca":
         from mytrader.adapters.alpaca.broker import AlpacaBroker
 
         key, secret = broker_credentials(settings, aws)
-        return AlpacaBroker(key, secret, base_url=settings.alpaca_trading_url, session=alpaca_http(key, secret))
+        return AlpacaBroker(key, secret, base_url=settings.alpaca_trading_url, session=alpaca_http(key, secret),
+                            order_id_prefix=settings.alpaca_order_prefix)
     from mytrader.adapters.paper_broker import PaperBroker
 
-    return PaperBroker(tradelog, costs)
+    return PaperBroker(tradelog, costs, clock, quotes)
 
 
-def _execution(settings: PipelineSettings, aws: Aws, params: Params, market: MarketData) -> ExecDeps:
+def _execution(settings: PipelineSettings, aws: Aws, market: MarketData, clock: Clock) -> ExecDeps:
     # The executor needs the risk limits and costs, not the mode: no parameter is read to build it.
     cfg = settings.trading_config("consensus", "n/a")
     costs = Costs(cfg.fee_bps, cfg.slippage_bps)
     tl = TradeLog(aws.dynamodb, settings.trade_log_table)
-    execution = ExecDeps(tradelog=tl, broker=broker(settings, aws, costs, tl), quotes=market, cfg=cfg,
+    execution = ExecDeps(tradelog=tl, broker=broker(settings, aws, costs, tl, clock, market), quotes=market, cfg=cfg,
                          max_age=timedelta(seconds=DECISION_MAX_AGE_S), universe=settings.universe,
                          max_future=settings.decision_max_future)
     execution.tradelog.ensure_account(cfg.initial_equity)
@@ -137,9 +150,8 @@ def _execution(settings: PipelineSettings, aws: Aws, params: Params, market: Mar
 
 def executor_deps(settings: PipelineSettings, aws: Aws | None = None) -> ExecutorDeps:
     aws = aws or Aws()
-    params = Params(settings, aws.ssm)
-    execution = _execution(settings, aws, params, market_source(settings, aws))
-    return ExecutorDeps(execution=execution, clock=make_clock(settings, params))
+    clock = make_clock(settings, Params(settings, aws.ssm))
+    return ExecutorDeps(execution=_execution(settings, aws, market_source(settings, aws), clock), clock=clock)
 
 
 def outcomes_deps(settings: PipelineSettings, aws: Aws | None = None) -> OutcomesDeps:
@@ -147,25 +159,28 @@ def outcomes_deps(settings: PipelineSettings, aws: Aws | None = None) -> Outcome
     from mytrader.adapters.aws.queue import SqsDeadLetterQueue, SqsDecisionQueue  # outcomes only, not the executor
 
     aws = aws or Aws()
-    params = Params(settings, aws.ssm)
+    clock = make_clock(settings, Params(settings, aws.ssm))
     market = market_source(settings, aws)
-    execution = _execution(settings, aws, params, market)
-    return OutcomesDeps(execution=execution, clock=make_clock(settings, params), market=market,
+    return OutcomesDeps(execution=_execution(settings, aws, market, clock), clock=clock, market=market,
                         queue=SqsDecisionQueue(aws.sqs, settings.decisions_queue_url),
                         dead_letters=SqsDeadLetterQueue(aws.sqs, settings.decisions_dlq_url)
                         if settings.decisions_dlq_url else None)
 
 
-def learning_deps(settings: PipelineSettings, aws: Aws | None = None) -> LearningDeps:
-    """Dataset export and fine-tuning tasks."""
+def dataset_export_deps(settings: PipelineSettings, aws: Aws | None = None) -> ExportDeps:
+    """The export reads bars from the configured market source: with Alpaca data that reads the broker secret (the
+    stack grants it then), with S3 data the `market-data/` prefix."""
+    aws = aws or Aws()
+    return ExportDeps(tradelog=TradeLog(aws.dynamodb, settings.trade_log_table), market=market_source(settings, aws),
+                      clock=make_clock(settings, Params(settings, aws.ssm)), s3=aws.s3, bucket=settings.data_bucket)
+
+
+def finetune_tasks(settings: PipelineSettings, aws: Aws | None = None) -> FinetuneTasks:
+    """The workflow's tasks: Bedrock, SSM, S3, SNS and the trade log only -- no market source, no broker secret."""
     from mytrader.usecases.learn import FinetuneTasks
 
     aws = aws or Aws()
-    params = Params(settings, aws.ssm)
-    tl = TradeLog(aws.dynamodb, settings.trade_log_table)
-    tasks = FinetuneTasks(prefix=settings.param_prefix, bedrock=aws.bedrock, runtime=aws.bedrock_runtime,
-                          ssm=aws.ssm, s3=aws.s3, sns=aws.sns, sfn=aws.stepfunctions, tl=tl,
-                          bucket=settings.data_bucket, role_arn=settings.bedrock_role_arn,
-                          topic_arn=settings.alarm_topic_arn)
-    return LearningDeps(tasks=tasks, tradelog=tl, market=market_source(settings, aws),
-                        clock=make_clock(settings, params), s3=aws.s3, bucket=settings.data_bucket)
+    return FinetuneTasks(prefix=settings.param_prefix, bedrock=aws.bedrock, runtime=aws.bedrock_runtime_retrying,
+                         ssm=aws.ssm, s3=aws.s3, sns=aws.sns, tl=TradeLog(aws.dynamodb, settings.trade_log_table),
+                         bucket=settings.data_bucket, role_arn=settings.bedrock_role_arn,
+                         topic_arn=settings.alarm_topic_arn)

@@ -240,12 +240,22 @@ def _engine_levels(d: TradeDecision, cfg: TradingConfig, atr: float) -> tuple[fl
     return stop, target, horizon
 
 
+def _strategy_time_limit(cfg: TradingConfig) -> int:
+    """The configured strategy's time limit (the config's when it declares none or cannot be loaded)."""
+    from mytrader.strategies import StrategyError, load_strategy
+
+    try:
+        return load_strategy(cfg.strategy.name, cfg.strategy.params).time_limit(cfg.time_limit_bars)
+    except StrategyError:
+        return cfg.time_limit_bars
+
+
 def protective_levels(d: TradeDecision, cfg: TradingConfig) -> TradeDecision | str:
     """No position without a stop. For a BUY/SELL entry: a missing stop, or one on the wrong side or outside
     [stop_atr_min, stop_atr_max] ATRs of the reference price, becomes the engine's default; the same for the
-    target within [target_atr_min, target_atr_max]; a horizon outside [1, 2 x time_limit_bars] becomes
-    time_limit_bars. Without a known ATR a valid stop is kept (a bad target is dropped), and an entry without a
-    valid stop is refused: the reason is returned (fail closed)."""
+    target within [target_atr_min, target_atr_max]; a horizon outside [1, 2 x the time limit] (the strategy's, else
+    time_limit_bars) becomes that limit. Without a known ATR a valid stop is kept (a bad target is dropped), and an
+    entry without a valid stop is refused: the reason is returned (fail closed)."""
     if d.action not in (Action.BUY, Action.SELL):
         return d
     risk, price = cfg.risk, d.reference_price
@@ -253,7 +263,9 @@ def protective_levels(d: TradeDecision, cfg: TradingConfig) -> TradeDecision | s
     atr = d.features.atr if d.features is not None and _finite_positive(d.features.atr) else None
     update: dict[str, Any] = {}
     if not 1 <= d.time_horizon_bars <= 2 * cfg.time_limit_bars:
-        update["time_horizon_bars"] = cfg.time_limit_bars
+        limit = _strategy_time_limit(cfg)  # a long-horizon strategy declares its own limit (loaded only then)
+        if not 1 <= d.time_horizon_bars <= 2 * limit:
+            update["time_horizon_bars"] = limit
     stop_ok = _level_ok(d.stop_loss, price, -sign, risk.stop_atr_min, risk.stop_atr_max, atr)
     target_ok = d.take_profit is None or _level_ok(d.take_profit, price, sign, risk.target_atr_min,
                                                     risk.target_atr_max, atr)

@@ -27,7 +27,7 @@ from mytrader.config import AdvisorSettings, TradingConfig
 from mytrader.engine import DecisionContext, DecisionEngine
 from mytrader.errors import DataQualityError
 from mytrader.features import compute_features
-from mytrader.market.calendar import nyse
+from mytrader.market.calendar import NEW_YORK, nyse
 from mytrader.market.guard import check_cycle
 from mytrader.models import (
     Action,
@@ -40,13 +40,14 @@ from mytrader.models import (
     TradeDecision,
     make_decision_id,
 )
-from mytrader.strategy import strategy_arrays
+from mytrader.strategies import StrategyError, default_strategy, load_strategy
 from mytrader.usecases import response_of
 
 if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import S3Client
     from mytrader.advisor.llm import TokenBudget as InMemoryTokenBudget
     from mytrader.ports import ConverseClient, DecisionQueue, News, Parameters, PriceHistory, TokenBudget
+    from mytrader.strategies import Strategy
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,10 @@ class SymbolOutcome:
     llm: bool | None = None  # the advisor was asked
     fallback: bool | None = None  # ... and the decision fell back to the strategy
     failed_closed: bool = False  # an entry refused because a gate was unreadable (not in the response)
+    to_send: TradeDecision | None = None  # recorded PENDING, sent after every symbol is decided (not in the response)
 
     def response(self) -> dict[str, Any]:
-        return response_of(self, exclude=frozenset({"failed_closed"}))
+        return response_of(self, exclude=frozenset({"failed_closed", "to_send"}))
 
 
 @dataclass(frozen=True)
@@ -161,13 +163,16 @@ class _Cycle:
     equity: float
     shadow: LlmAdvisor | None
     refuse_entries: str | None = None  # a gate could not be read: why every entry is refused (exits still run)
+    strategy_error: str | None = None  # the configured strategy did not load: why every symbol is skipped
 
 
 def run_cycle(ev: ScheduleEvent, deps: CycleDeps) -> CycleResult:
     as_of = ev.scheduled_time
     cal = nyse()
-    if not cal.is_open(as_of):
-        log.info("market closed at %s: no decisions", as_of.isoformat())
+    day = as_of.astimezone(NEW_YORK).date()
+    if not (cal.covers(day) and cal.is_session(day) and as_of >= cal.session_close(day)):
+        # decisions are made on completed daily bars only: after the session's close (stack_spec.DECISION_SCHEDULE)
+        log.info("no session closed on the day of %s: no decisions", as_of.isoformat())
         return CycleResult(status="market_closed", as_of=as_of.isoformat(), decisions=0)
     cfg, model_id, refuse_entries = _gated_config(deps)
     if not deps.memory.account_ready:
@@ -182,16 +187,19 @@ def run_cycle(ev: ScheduleEvent, deps: CycleDeps) -> CycleResult:
     # LlmAdvisor still annotates its in-memory budget class; any ports.TokenBudget (exhausted/add) serves it
     advisor = None if refuse_entries else LlmAdvisor(deps.advisor_client, cfg.advisor,
                                                      budget=cast("InMemoryTokenBudget | None", deps.budget))
-    engine = DecisionEngine(cfg, advisor)
+    strategy, strategy_error = _configured_strategy(cfg)
+    engine = DecisionEngine(cfg, advisor, strategy=strategy)
     shadow_id = deps.params.get("SHADOW_MODEL")
     shadow = None
     if shadow_id not in ("", "none", model_id):
         shadow = LlmAdvisor(deps.advisor_client, AdvisorSettings(model_id=shadow_id,
                                                                  response_mode=response_mode_for(shadow_id)))
-    cycle = _Cycle(as_of, cfg, engine, deps, equity, None if refuse_entries else shadow, refuse_entries)
+    cycle = _Cycle(as_of, cfg, engine, deps, equity, None if refuse_entries else shadow, refuse_entries,
+                   strategy_error)
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=min(deps.settings.concurrency, len(ev.universe))) as pool:
         outcomes = list(pool.map(lambda s: _safe_symbol(cycle, s, positions.get(s), memos.get(s)), ev.universe))
+    outcomes = _send_in_symbol_order(deps.queue, outcomes)
     counts = Counter(o.result.value for o in outcomes)
     stats = advisor.stats if advisor is not None else AdvisorStats()
     return CycleResult(status="ok", as_of=as_of.isoformat(), mode=cfg.mode.value, model_id=model_id,
@@ -217,11 +225,23 @@ def _gated_config(deps: CycleDeps) -> tuple[TradingConfig, str, str | None]:
         return deps.settings.trading_config(Mode.BASELINE.value, "none"), "none", reason
 
 
+def _configured_strategy(cfg: TradingConfig) -> tuple[Strategy, str | None]:
+    """The config's strategy, loaded and checked; one that does not load skips every symbol with the reason
+    (stops, targets and time limits are still enforced by the outcomes function), never a crash loop."""
+    try:
+        return load_strategy(cfg.strategy.name, cfg.strategy.params), None
+    except StrategyError as exc:
+        log.error("strategy unavailable: %s", exc)
+        return default_strategy(), f"strategy unavailable: {exc}"[:300]
+
+
 def _safe_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: QueryMemo | None) -> SymbolOutcome:
     try:
         return _cycle_symbol(cycle, symbol, position, memo)
     except DataQualityError as exc:
         return _skip(cycle, symbol, f"bad market data: {exc.problem}")
+    except StrategyError as exc:  # the strategy's own code failed on this symbol: a recorded skip with the reason
+        return _skip(cycle, symbol, f"strategy error: {exc}"[:300])
     except Exception as exc:  # one symbol's fault never stops the others; it is recorded
         log.exception("symbol %s failed", symbol)
         try:
@@ -232,7 +252,7 @@ def _safe_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: Qu
 
 def _skip(cycle: _Cycle, symbol: str, reason: str) -> SymbolOutcome:
     as_of = cycle.as_of
-    decision_id = make_decision_id(symbol, as_of, cycle.cfg.version)
+    decision_id = make_decision_id(symbol, as_of, cycle.engine.version)
     cycle.deps.tradelog.put_skip(decision_id, symbol, as_of.isoformat(), reason, as_of.isoformat())
     log.warning("skipped %s at %s: %s", symbol, as_of.isoformat(), reason)
     return SymbolOutcome(symbol=symbol, result=SymbolResult.SKIPPED, decision_id=decision_id, reason=reason)
@@ -240,15 +260,19 @@ def _skip(cycle: _Cycle, symbol: str, reason: str) -> SymbolOutcome:
 
 def _cycle_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: QueryMemo | None) -> SymbolOutcome:
     deps, cfg, as_of = cycle.deps, cycle.cfg, cycle.as_of
+    if cycle.strategy_error:
+        return _skip(cycle, symbol, cycle.strategy_error)
     history = deps.market.history(symbol, as_of)
     untrusted = check_cycle(history, as_of, cfg.data_guard)  # stale, a gap, or a jump: no decision this cycle
     if untrusted:
         return _skip(cycle, symbol, f"quarantined: {untrusted}"[:300])
     frame = compute_features(history)
     i = len(history) - 1
-    if i < cfg.warmup_bars or not frame.valid(i):
-        return _skip(cycle, symbol, f"warm-up: {len(history)} bars, need {cfg.warmup_bars}")
-    arrays = strategy_arrays(frame)
+    strategy = cycle.engine.strategy
+    warmup = max(cfg.warmup_bars, strategy.warmup)
+    if i < warmup or not frame.valid(i):
+        return _skip(cycle, symbol, f"warm-up: {len(history)} bars, need {warmup}")
+    arrays = strategy.arrays(frame)
     sentiment, headlines = _news(deps, symbol, as_of)
     ctx = DecisionContext(frame, arrays, i, sentiment, headlines, position, cycle.equity, memo)
     decision, new_memo = cycle.engine.decide(ctx, as_of)
@@ -277,10 +301,24 @@ def _cycle_symbol(cycle: _Cycle, symbol: str, position: Position | None, memo: Q
         if row is None or row["status"] != DecisionStatus.PENDING.value:
             return SymbolOutcome(symbol=symbol, result=SymbolResult.ALREADY_DONE, decision_id=decision.decision_id)
         decision = deps.tradelog.get_decision(decision.decision_id) or decision
-    deps.queue.send(decision)
     return SymbolOutcome(symbol=symbol, result=SymbolResult.SENT if created else SymbolResult.RESENT,
                          decision_id=decision.decision_id, action=decision.action.value,
-                         llm=decision.llm is not None, fallback=bool(decision.llm and decision.llm.fallback_reason))
+                         llm=decision.llm is not None, fallback=bool(decision.llm and decision.llm.fallback_reason),
+                         to_send=decision)
+
+
+def _send_in_symbol_order(queue: DecisionQueue, outcomes: list[SymbolOutcome]) -> list[SymbolOutcome]:
+    """The recorded decisions go to the queue in symbol order, the order the backtester executes them in. A send
+    that fails leaves its decision PENDING (outcomes re-sends it) and is reported as a skip with the error."""
+    failed: dict[str, SymbolOutcome] = {}
+    for o, decision in sorted([(o, d) for o in outcomes if (d := o.to_send) is not None], key=lambda p: p[0].symbol):
+        try:
+            queue.send(decision)
+        except Exception as exc:
+            log.exception("send of %s failed", o.decision_id)
+            failed[o.symbol] = SymbolOutcome(symbol=o.symbol, result=SymbolResult.SKIPPED, decision_id=o.decision_id,
+                                             reason=f"error: send failed: {type(exc).__name__}: {exc}"[:300])
+    return [failed.get(o.symbol, o) for o in outcomes]
 
 
 def _news(deps: CycleDeps, symbol: str, as_of: datetime) -> tuple[SentimentScore, list[str]]:

@@ -35,13 +35,28 @@ TERMINAL = ("EXECUTED", "REJECTED", "SKIPPED", "DEAD_LETTERED")
 T = TypeVar("T")
 
 
+class NovaHyperparameters(BaseModel):
+    """Nova Micro/Lite/Pro fine-tuning hyperparameters with their documented ranges (Amazon Bedrock user guide,
+    "Amazon Nova Understanding model customization hyperparameters"). Nova takes these three and no others (no
+    batchSize): anything else, or a value out of range, is refused before any job is created."""
+    model_config = ConfigDict(extra="forbid")
+    epochCount: int = Field(2, ge=1, le=5)  # Bedrock's own names, sent as they are
+    learningRate: float = Field(1e-5, ge=1e-6, le=1e-4)
+    learningRateWarmupSteps: int = Field(0, ge=0, le=100)
+
+    def api(self) -> dict[str, str]:
+        """CreateModelCustomizationJob's hyperParameters: a map of strings."""
+        return {"epochCount": str(self.epochCount), "learningRate": f"{self.learningRate:.12f}".rstrip("0"),
+                "learningRateWarmupSteps": str(self.learningRateWarmupSteps)}
+
+
 class FinetuneConfig(BaseModel):
     """The workflow's input; `{}` from the console means every default below."""
     model_config = ConfigDict(extra="forbid")
     poll_seconds: int = Field(60, ge=1, le=3600)
-    base_model: str = FINETUNE_BASE_MODEL
-    hyperparameters: dict[str, str] = {"epochCount": "2", "learningRate": "0.00001", "batchSize": "1",
-                                       "learningRateWarmupSteps": "0"}
+    base_model: str = Field(FINETUNE_BASE_MODEL, pattern=r"^amazon\.nova-(micro|lite|pro)-",
+                            description="a fine-tunable Nova model (the hyperparameters are Nova's)")
+    hyperparameters: NovaHyperparameters = NovaHyperparameters()
     min_train: int = Field(300, ge=1)
     min_validation: int = Field(50, ge=1)
     max_label_share: float = Field(0.9, gt=0, le=1)
@@ -50,7 +65,10 @@ class FinetuneConfig(BaseModel):
     require_approval: bool = False
     shuffle_labels: bool = False  # negative control only
     eval_limit: int = Field(400, ge=1)
-    run_id: str = ""
+    max_eval_fallback_share: float = Field(
+        0.05, ge=0, le=1, description="above this share of fallbacks (throttles, bad answers) for either model the "
+        "evaluation fails instead of judging the candidate")
+    run_id: str = Field("", pattern=r"^[a-zA-Z0-9-]{0,40}$")
 
 
 def apply_defaults(raw: dict[str, Any] | None, base_model: str | None = None) -> FinetuneConfig:
@@ -63,6 +81,17 @@ def apply_defaults(raw: dict[str, Any] | None, base_model: str | None = None) ->
 
 def _safe(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9-]", "-", name)[:60]
+
+
+def request_token(name: str) -> str:
+    """The clientRequestToken of a create call, derived from the resource's name (which holds the run id and the
+    dataset version): a retried task sends the same token, and Bedrock answers with the resource it already created
+    instead of failing on the name. Pattern [a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?."""
+    return re.sub(r"[^a-zA-Z0-9-]", "-", name).strip("-")[:256].rstrip("-") or "mytrader"
+
+
+class EvaluationUnreliable(RuntimeError):
+    """Too many evaluation answers fell back (throttles, timeouts, bad answers) to judge the candidate."""
 
 
 # -- results: each task's JSON, which the workflow keeps in its state -------------------------------------
@@ -236,10 +265,13 @@ def export_dataset(tl: TradeLog, market: BarSource, s3: S3Client, bucket: str, n
 
 # -- the workflow's tasks --------------------------------------------------------------------------
 class FinetuneTasks:
+    """The workflow's tasks. `runtime`: a Converse client with retries on (evaluation is not latency-bound, and a
+    throttled answer would otherwise count as a HOLD prediction)."""
+
     def __init__(self, *, prefix: str, bedrock: BedrockClient, runtime: ConverseClient, ssm: SSMClient, s3: S3Client,
-                 sns: SNSClient, sfn: SFNClient, tl: TradeLog, bucket: str, role_arn: str, topic_arn: str) -> None:
+                 sns: SNSClient, tl: TradeLog, bucket: str, role_arn: str, topic_arn: str) -> None:
         self.prefix, self.bedrock, self.runtime, self.ssm, self.s3 = prefix, bedrock, runtime, ssm, s3
-        self.sns, self.sfn, self.tl = sns, sfn, tl
+        self.sns, self.tl = sns, tl
         self.bucket, self.role_arn, self.topic_arn = bucket, role_arn, topic_arn
         self.params = parameter_names(prefix)
 
@@ -248,7 +280,8 @@ class FinetuneTasks:
         name = _safe(f"{self.prefix}-ft-{_need(data.version, 'dataset.version')}-{cfg.run_id}")
         resp = self.bedrock.create_model_customization_job(
             jobName=name, customModelName=name, roleArn=self.role_arn, baseModelIdentifier=cfg.base_model,
-            customizationType="FINE_TUNING", hyperParameters=cfg.hyperparameters,
+            customizationType="FINE_TUNING", hyperParameters=cfg.hyperparameters.api(),
+            clientRequestToken=request_token(name),
             trainingDataConfig={"s3Uri": _need(data.train_uri, "dataset.train_uri")},
             validationDataConfig={"validators": [{"s3Uri": _need(data.validation_uri, "dataset.validation_uri")}]},
             outputDataConfig={"s3Uri": f"s3://{self.bucket}/finetune-output/"},
@@ -266,7 +299,8 @@ class FinetuneTasks:
         name = _safe(f"{_need(state.job, 'job').job_name}-dep")
         resp = self.bedrock.create_custom_model_deployment(
             modelDeploymentName=name, modelArn=_need(state.training, "training").model_arn,
-            description="MyTrader candidate advisor", tags=[{"key": "mytrader:stack", "value": self.prefix}])
+            description="MyTrader candidate advisor", tags=[{"key": "mytrader:stack", "value": self.prefix}],
+            clientRequestToken=request_token(name))
         return DeploymentRef(deployment_arn=resp["customModelDeploymentArn"], name=name)
 
     def deployment_status(self, state: WorkflowState) -> DeploymentStatus:
@@ -310,9 +344,9 @@ class FinetuneTasks:
         records = [json.loads(line) for line in self._read(state, "validation.jsonl").decode().splitlines() if line]
         outcomes: list[dict[str, Any]] = json.loads(self._read(state, "validation_outcomes.json"))
         records, outcomes = records[:cfg.eval_limit], outcomes[:cfg.eval_limit]
-        candidate = self.score(deployment_arn, records, outcomes)
+        candidate = _reliable(self.score(deployment_arn, records, outcomes), cfg.max_eval_fallback_share, "candidate")
         active_id = self.ssm.get_parameter(Name=self.params["ACTIVE_MODEL"])["Parameter"]["Value"]
-        active = self.score(active_id, records, outcomes)
+        active = _reliable(self.score(active_id, records, outcomes), cfg.max_eval_fallback_share, "active model")
         shadow = self.tl.shadow_predictions(deployment_arn)
         labels = {o["decision_id"]: o["label"] for o in outcomes}
         scored = [p for p in shadow if p["decision_id"] in labels and p.get("decision")]
@@ -358,6 +392,18 @@ class FinetuneTasks:
         resp = self.sns.publish(TopicArn=self.topic_arn, Subject=f"MyTrader fine-tuning {outcome}"[:100],
                                 Message="\n".join(lines))
         return Notification(sent=True, message_id=resp["MessageId"], outcome=outcome)
+
+
+def _reliable(score: ModelScore, max_share: float, who: str) -> ModelScore:
+    """The score, unless more of its answers fell back than `max_share`: a fallback is a HOLD that the model never
+    said, so judging on them would compare throttling, not models."""
+    share = score.fallbacks / max(1, score.evaluated)
+    if share > max_share:
+        raise EvaluationUnreliable(
+            f"{who} {score.model_id}: {score.fallbacks} of {score.evaluated} evaluation answers fell back "
+            f"({share:.0%} > {max_share:.0%}); the candidate is not judged (retry later, or raise "
+            "max_eval_fallback_share)")
+    return score
 
 
 class ModelSwitch(TypedDict):

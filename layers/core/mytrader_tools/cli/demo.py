@@ -1,45 +1,169 @@
-"""`mytrader demo`: the serverless pipeline end to end on an embedded AWS, then a summary table."""
+"""`mytrader demo`: the serverless pipeline end to end on an embedded AWS, then a summary table.
+
+Each phase is a labelled stage on the progress display (replay, parity, fine-tuning). The embedded functions'
+own output (Powertools' metrics lines, their JSON logs) goes to <out>/handlers.log instead of through the
+progress bar; that is the embedded run's doing only, a deployed function's stdout is its CloudWatch log.
+"""
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
+from mytrader_tools.cli._config import CONFIG, load
 from mytrader_tools.cli._console import console
 from mytrader_tools.cli._console import progress_bar as _progress
+from mytrader_tools.cli._outputs import check_output_dir
+from mytrader_tools.report import metric_text
+
+STAGES = {"replay": "replay: the pipeline's handlers, session by session",
+          "parity": "parity: the backtester on the same data, fill by fill",
+          "fine-tuning": "fine-tuning: the Step Functions workflow on the embedded AWS"}
+HANDLER_LOG = "handlers.log"
 
 
-def demo(out: Path = typer.Option(Path("out/demo"), "--out"),
-         finetune: bool = typer.Option(True, "--finetune/--no-finetune",
-                                       help="run the fine-tuning workflow after the replay")) -> None:
+def demo(out: Path = typer.Option(Path("out/demo"), "--out", metavar="DIR",
+                                 help="where summary.json and report.html go"),
+         finetune: bool = typer.Option(True, "--finetune/--no-finetune", metavar="",
+                                       help="run the fine-tuning workflow after the replay"),
+         config: Path | None = CONFIG,
+         serve: bool = typer.Option(False, "--serve", metavar="",
+                                    help="then keep the embedded AWS running for `mytrader ops --endpoint-url URL ...` "
+                                         "until Ctrl-C")) -> None:
     """The serverless pipeline end to end on an embedded AWS (no account needed): replay, report, summary."""
-    import logging
-    import warnings
+    from mytrader_tools.embedded.demo import DEMO_END, DEMO_FILES, DEMO_START, run_demo
 
-    from mytrader_tools.embedded.demo import run_demo
+    cfg, source = load(config)
+    check_output_dir(out, "--out")
+    with_finetune = finetune and cfg.llm.enabled
+    llm = ("the local advisor model stands in for Bedrock (deterministic, not an LLM)" if cfg.llm.enabled
+           else "llm.enabled = false: the strategy alone, no Bedrock or Comprehend call, no fine-tuning")
+    console.print("[bold]MyTrader demo[/bold]: the serverless pipeline on an embedded AWS (moto + local services)")
+    for name, text in (("config", f"{source}: mode {cfg.effective_mode.value}; {llm}"),
+                       ("data", f"{' and '.join(DEMO_FILES)} daily bars, {DEMO_START} to {DEMO_END} (the demo's own; "
+                                "the config's universe is for deploys)"),
+                       ("account", f"capital {cfg.backtest.capital:,.0f} USD, fee {cfg.backtest.fee_bps:g} bp and "
+                                   f"slippage {cfg.backtest.slippage_bps:g} bp per fill"),
+                       ("output", f"{out}: summary.json, report.html, {HANDLER_LOG} (the functions' own output)")):
+        console.print(f"  {name:<8} {text}", highlight=False, soft_wrap=True)
+    out.mkdir(parents=True, exist_ok=True)
+    screen = Console(file=sys.stdout)  # bound now: the functions' output is redirected away from sys.stdout below
+    with _progress(screen) as prog, handler_output(out / HANDLER_LOG):
+        stages = _Stages(prog, screen)
 
-    logging.basicConfig(level=logging.ERROR)
-    warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, local mode
-    console.print("[bold]MyTrader demo[/bold]: embedded AWS (moto + local services), local advisor model (not an LLM)")
-    with _progress() as prog:
-        task = prog.add_task("replaying sessions", total=None)
-        summary = run_demo(out, progress=lambda n, total: prog.update(task, completed=n, total=total),
-                           with_finetune=finetune)
-    table = Table(title="Demo summary")
+        def keep_serving(url: str, summary: dict[str, Any]) -> None:
+            stages.start(None)
+            _print_summary(summary, screen)
+            screen.print(f"The embedded AWS keeps running at {url} (Ctrl-C stops it). In another terminal:\n"
+                         f"  mytrader ops --endpoint-url {url} --region us-east-1 status", highlight=False)
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+
+        summary = run_demo(out, progress=stages.progress, with_finetune=with_finetune, stage=stages.start,
+                           config=cfg, serve=keep_serving if serve else None)
+        stages.start(None)
+    if not serve:
+        _print_summary(summary, console)
+    console.print(f"terminal states: {summary['terminal_states']}")
+    console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
+
+
+class _Stages:
+    """One progress line per phase; a finished phase stays on screen with its time."""
+
+    def __init__(self, prog: Any, screen: Console) -> None:
+        self.prog, self.screen = prog, screen
+        self.task: Any = None
+        self.name: str | None = None
+        self.started = 0.0
+        self.count = ""
+
+    def start(self, name: str | None) -> None:
+        if self.task is not None:
+            self.prog.remove_task(self.task)
+            self.screen.print(f"[green]done[/green] {STAGES[self.name or '']}{self.count} "
+                              f"({time.perf_counter() - self.started:.1f} s)", highlight=False)
+        self.task, self.name, self.count = None, name, ""
+        if name is not None:
+            self.task = self.prog.add_task(STAGES[name], total=None)
+            self.started = time.perf_counter()
+
+    def progress(self, n: int, total: int) -> None:
+        if self.task is not None:
+            self.prog.update(self.task, completed=n, total=total)
+            self.count = f": {total} sessions"
+
+
+class _AppendingLog:
+    """A write-only text stream that appends to a file (and stays usable if something keeps it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            return f.write(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@contextmanager
+def handler_output(path: Path) -> Iterator[None]:
+    """stdout, logging and warnings of the embedded functions into `path` for the duration."""
+    sink = _AppendingLog(path)
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    root.handlers = [logging.StreamHandler(sink)]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    powertools = _powertools_handler()
+    before = powertools.setStream(sink) if powertools is not None else None
+    try:
+        with warnings.catch_warnings(), redirect_stdout(sink):
+            warnings.filterwarnings("ignore", message="No application metrics to publish")  # Powertools, local
+            yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers, root.level = saved_handlers, saved_level
+        powertools = _powertools_handler()  # created during the run, it was bound to the sink
+        if powertools is not None:
+            powertools.setStream(before or sys.__stdout__)
+
+
+def _powertools_handler() -> logging.StreamHandler | None:
+    module = sys.modules.get("mytrader.observability")
+    handler = getattr(getattr(module, "logger", None), "logger_handler", None)
+    return handler if isinstance(handler, logging.StreamHandler) else None
+
+
+def _print_summary(summary: dict[str, Any], on: Console) -> None:
+    table = Table(title="Demo summary (rates in %)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key in ("decisions", "expected_decisions", "llm_calls", "fallbacks", "orders", "fills", "rejected_by_risk",
                 "skipped", "dead_lettered", "duplicate_orders", "open_positions", "closed_trades", "cost_usd"):
-        table.add_row(key, str(summary[key]))
+        table.add_row(key, metric_text(key, summary[key]))
     m = summary["metrics"]
     for key in ("total_return", "sharpe", "max_drawdown", "win_rate", "trades"):
-        table.add_row(f"metrics.{key}", f"{m[key]:.4g}" if isinstance(m[key], float) else str(m[key]))
+        table.add_row(f"metrics.{key}", metric_text(key, m[key]))
     table.add_row("parity with backtest", str(summary["parity"]["equal"]))
     if "finetune" in summary:
         ft = summary["finetune"]
         table.add_row("finetune.execution_status", str(ft.get("execution_status")))
         table.add_row("finetune.promoted", str(ft.get("promoted")))
-    console.print(table)
-    console.print(f"terminal states: {summary['terminal_states']}")
-    console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
+    on.print(table)

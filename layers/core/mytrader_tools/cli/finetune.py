@@ -5,9 +5,18 @@ import json
 
 import typer
 
+from mytrader_tools.cli._aws import ENDPOINT, REGION, use_aws
 from mytrader_tools.cli._console import PREFIX, console
+from mytrader_tools.cli._errors import UserError
 
-finetune_app = typer.Typer(help="The fine-tuning workflow (Step Functions) of a deployed or embedded stack.")
+finetune_app = typer.Typer(help="The fine-tuning workflow (Step Functions) of a deployed or embedded stack.",
+                           no_args_is_help=True)
+
+
+@finetune_app.callback()
+def _aws(ctx: typer.Context, region: str | None = REGION, endpoint_url: str | None = ENDPOINT) -> None:
+    """AWS settings: the usual variables (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...) or these options."""
+    use_aws(ctx, region, endpoint_url)
 
 
 def _state_machine_arn(prefix: str) -> str:
@@ -21,17 +30,21 @@ def _state_machine_arn(prefix: str) -> str:
         for sm in page["stateMachines"]:
             if sm["name"] == name:
                 return sm["stateMachineArn"]
-    raise typer.BadParameter(f"no state machine named {name}")
+    raise UserError(f"no state machine named {name}: is the stack deployed there, with this --prefix and region?")
 
 
 @finetune_app.command("start")
 def finetune_start(prefix: str = PREFIX,
-                   config: str = typer.Option("{}", "--config", help="workflow input as JSON")) -> None:
+                   config: str = typer.Option("{}", "--config", metavar="JSON", help="workflow input as JSON")) -> None:
     """Start an execution (same as starting it from the Step Functions console)."""
     import boto3
 
+    try:
+        workflow_input = json.loads(config)
+    except ValueError as exc:
+        raise UserError(f"--config is not JSON ({exc}): give e.g. --config '{{\"epochs\": 2}}'") from None
     arn = boto3.client("stepfunctions").start_execution(stateMachineArn=_state_machine_arn(prefix),
-                                                        input=json.dumps(json.loads(config)))["executionArn"]
+                                                        input=json.dumps(workflow_input))["executionArn"]
     console.print(f"started {arn}")
 
 

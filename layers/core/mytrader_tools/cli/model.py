@@ -5,9 +5,16 @@ import json
 
 import typer
 
+from mytrader_tools.cli._aws import ENDPOINT, REGION, use_aws
 from mytrader_tools.cli._console import PREFIX, console
 
-model_app = typer.Typer(help="The advisor model the decision cycle uses.")
+model_app = typer.Typer(help="The advisor model the decision cycle uses.", no_args_is_help=True)
+
+
+@model_app.callback()
+def _aws(ctx: typer.Context, region: str | None = REGION, endpoint_url: str | None = ENDPOINT) -> None:
+    """AWS settings: the usual variables (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...) or these options."""
+    use_aws(ctx, region, endpoint_url)
 
 
 @model_app.command("rollback")

@@ -5,9 +5,18 @@ import json
 
 import typer
 
+from mytrader_tools.cli._aws import ENDPOINT, REGION, use_aws
 from mytrader_tools.cli._console import PREFIX, console
+from mytrader_tools.cli._errors import UserError
 
-ops_app = typer.Typer(help="Operate a deployed (or embedded) stack: AWS credentials and endpoint from the environment.")
+ops_app = typer.Typer(help="Operate a deployed (or embedded) stack. AWS settings: the usual variables "
+                           "(AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL, ...) or --region / --endpoint-url.",
+                      no_args_is_help=True)
+
+
+@ops_app.callback()
+def _aws(ctx: typer.Context, region: str | None = REGION, endpoint_url: str | None = ENDPOINT) -> None:
+    use_aws(ctx, region, endpoint_url)
 
 
 @ops_app.command("status")
@@ -37,11 +46,27 @@ def ops_resume(prefix: str = PREFIX) -> None:
 
 
 @ops_app.command("flatten")
-def ops_flatten(prefix: str = PREFIX) -> None:
-    """Close every open position through the executor (reduce-only)."""
+def ops_flatten(prefix: str = PREFIX,
+                yes: bool = typer.Option(False, "--yes", "-y", metavar="",
+                                         help="do not ask for a confirmation")) -> None:
+    """Close every open position through the executor (reduce-only). Asks first, unless --yes."""
     from mytrader_tools.ops import Ops
 
-    sent = Ops(prefix).flatten()
+    ops = Ops(prefix)
+    if not yes:
+        held = sorted(p.symbol for p in ops.tl.positions())
+        if not held:
+            console.print("no open position: nothing to close")
+            return
+        try:
+            sure = typer.confirm(f"Close all {len(held)} open position(s) of stack {prefix} ({', '.join(held)})?")
+        except typer.Abort:
+            raise UserError("ops flatten closes every open position: answer y to the question, or pass --yes") \
+                from None
+        if not sure:
+            console.print("nothing done")
+            raise typer.Exit(1)
+    sent = ops.flatten()
     console.print(f"{len(sent)} close decisions queued")
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote
 
 import numpy as np
@@ -61,21 +63,69 @@ def fit_weights(records: list[dict], epochs: int, learning_rate: float, l2: floa
                              sell_below=round(best[2], 2))
 
 
+# Nova's fine-tuning hyperparameters and their documented ranges: Bedrock refuses others at CreateModelCustomizationJob
+NOVA_HYPERPARAMETERS = {"epochCount": (int, 1, 5), "learningRate": (float, 1e-6, 1e-4),
+                        "learningRateWarmupSteps": (int, 0, 100)}
+
+
+def nova_hyperparameter_error(hp: dict) -> str | None:
+    """Why Bedrock would refuse these Nova hyperparameters (None: accepted)."""
+    for name, value in hp.items():
+        if name not in NOVA_HYPERPARAMETERS:
+            return f"hyperparameter {name} is not supported for this model; supported: {sorted(NOVA_HYPERPARAMETERS)}"
+        kind, lo, hi = NOVA_HYPERPARAMETERS[name]
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            return f"hyperparameter {name}={value!r} is not a valid {kind.__name__}"
+        if not lo <= number <= hi:
+            return f"hyperparameter {name}={value} is out of range [{lo}, {hi}]"
+    return None
+
+
+def _fingerprint(request: dict) -> str:
+    """A create request without its token: what must match for the token to replay the first answer."""
+    return json.dumps({k: v for k, v in request.items() if k != "clientRequestToken"}, sort_keys=True)
+
+
 class LocalBedrockControl:
+    """Customization jobs and custom-model deployments (idempotent on clientRequestToken, as Bedrock is), plus the
+    read-only model-access answers `mytrader doctor` asks for: GetFoundationModelAvailability and GetInferenceProfile.
+
+    Knobs for tests: `fail_jobs_with` (a job then fails with that message), `model_access` (model id -> fields of its
+    availability answer, e.g. {"authorizationStatus": "NOT_AUTHORIZED"}), `inference_profiles` (profile id ->
+    destination regions, default: the pinned table of stack_spec for this region; "" is a global profile's
+    region-less ARN), `unknown_models` (ids answered ResourceNotFoundException)."""
+
     def __init__(self, runtime, region: str):
+        from mytrader.stack_spec import INFERENCE_PROFILE_DESTINATIONS
+
         self.runtime, self.region = runtime, region
         self.jobs: dict[str, dict] = {}
         self.models: dict[str, dict] = {}
         self.deployments: dict[str, dict] = {}
+        self.tokens: dict[tuple[str, str], tuple[str, tuple]] = {}  # (operation, token) -> (fingerprint, response)
+        self.fail_jobs_with: str | None = None
+        self.model_access: dict[str, dict] = {}
+        self.unknown_models: set[str] = set()
+        self.inference_profiles: dict[str, tuple[str, ...]] = {
+            pid: by_source[region] for pid, by_source in INFERENCE_PROFILE_DESTINATIONS.items() if region in by_source}
         self._lock = threading.Lock()
+        # (role ARN, job ARN) -> the session a job works in, as Bedrock assumes the job's role (set by the embedded
+        # AWS: the role's trust policy and policies then apply); None: the process's default credentials
+        self.assume_role: Callable[[str, str], Any] | None = None
 
     def handles(self, method: str, path: str) -> bool:
         return path.startswith(("/model-customization-jobs", "/model-customization/custom-model-deployments",
-                                "/custom-models/"))
+                                "/custom-models/", "/foundation-model-availability/", "/inference-profiles/"))
 
     def handle(self, method: str, path: str, body: bytes, query: dict):
         data = json.loads(body or b"{}") if body else {}
         parts = [unquote(p) for p in path.strip("/").split("/")]
+        if method == "GET" and parts[0] == "foundation-model-availability" and len(parts) >= 2:
+            return self.model_availability("/".join(parts[1:]))
+        if method == "GET" and parts[0] == "inference-profiles" and len(parts) >= 2:
+            return self.inference_profile("/".join(parts[1:]))
         if parts[0] == "model-customization-jobs":  # identifiers may be ARNs, which contain "/"
             if method == "POST" and len(parts) == 1:
                 return self.create_job(data)
@@ -98,17 +148,41 @@ class LocalBedrockControl:
         names = ("jobName", "modelName", "modelDeploymentName")
         return table.get(ident) or next((v for v in table.values() if ident in (v.get(n) for n in names)), None)
 
+    def _replayed(self, operation: str, d: dict, conflict: str):
+        """Bedrock's idempotency: a create repeated with the same clientRequestToken and the same request answers
+        what the first one did (nothing new is created); the same token with a different request is refused.
+        None when the token is new (or absent)."""
+        token = d.get("clientRequestToken")
+        seen = self.tokens.get((operation, token)) if token else None
+        if seen is None:
+            return None
+        if seen[0] != _fingerprint(d):
+            return aws_error(400, conflict, f"clientRequestToken {token} was already used with a different request")
+        return seen[1]
+
+    def _remember(self, operation: str, d: dict, response: tuple) -> tuple:
+        if d.get("clientRequestToken"):
+            self.tokens[(operation, d["clientRequestToken"])] = (_fingerprint(d), response)
+        return response
+
     def create_job(self, d: dict):
         required = ("jobName", "customModelName", "roleArn", "baseModelIdentifier", "trainingDataConfig",
                     "outputDataConfig")
         missing = [k for k in required if k not in d]
         if missing:
             return aws_error(400, "ValidationException", f"missing {missing}")
+        if str(d["baseModelIdentifier"]).startswith("amazon.nova-"):
+            refused = nova_hyperparameter_error(d.get("hyperParameters") or {})
+            if refused:
+                return aws_error(400, "ValidationException", refused)
         with self._lock:
+            replay = self._replayed("CreateModelCustomizationJob", d, "ConflictException")
+            if replay is not None:
+                return replay
             if any(j["jobName"] == d["jobName"] for j in self.jobs.values()):
-                return aws_error(409, "ResourceInUseException", f"job {d['jobName']} exists")
+                return aws_error(400, "ConflictException", f"job {d['jobName']} exists")
             if any(m["modelName"] == d["customModelName"] for m in self.models.values()):
-                return aws_error(409, "ResourceInUseException", f"custom model {d['customModelName']} exists")
+                return aws_error(400, "ConflictException", f"custom model {d['customModelName']} exists")
             arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:model-customization-job/{uuid.uuid4().hex[:12]}"
             job = {"jobArn": arn, "jobName": d["jobName"], "outputModelName": d["customModelName"],
                    "roleArn": d["roleArn"], "status": "InProgress", "creationTime": _now(), "lastModifiedTime": _now(),
@@ -118,20 +192,21 @@ class LocalBedrockControl:
                    "outputDataConfig": d["outputDataConfig"],
                    "customizationType": d.get("customizationType", "FINE_TUNING")}
             self.jobs[arn] = job
+            response = self._remember("CreateModelCustomizationJob", d, json_response(201, {"jobArn": arn}))
         threading.Thread(target=self._train, args=(arn,), daemon=True).start()
-        return json_response(201, {"jobArn": arn})
+        return response
 
     def _train(self, arn: str) -> None:
         import boto3
 
         job = self.jobs[arn]
         try:
+            if self.fail_jobs_with:
+                raise ValueError(self.fail_jobs_with)
             hp = job["hyperParameters"]
-            epochs, lr = int(hp.get("epochCount", "2")), float(hp.get("learningRate", "0.5"))
-            if epochs < 1 or lr <= 0:
-                raise ValueError(f"invalid hyperparameters epochCount={epochs} learningRate={lr}")
+            epochs, lr = int(hp.get("epochCount", "2")), float(hp.get("learningRate", "0.00001"))
             bucket, key = job["trainingDataConfig"]["s3Uri"][5:].split("/", 1)
-            s3 = boto3.client("s3")
+            s3 = self.assume_role(job["roleArn"], arn).client("s3") if self.assume_role else boto3.client("s3")
             text = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
             if not records:
@@ -162,11 +237,17 @@ class LocalBedrockControl:
             return aws_error(404, "ResourceNotFoundException", f"no custom model {d.get('modelArn')}")
         arn = f"arn:aws:bedrock:{self.region}:{ACCOUNT}:custom-model-deployment/{uuid.uuid4().hex[:12]}"
         with self._lock:
+            replay = self._replayed("CreateCustomModelDeployment", d, "ValidationException")
+            if replay is not None:
+                return replay
+            if any(x["modelDeploymentName"] == d["modelDeploymentName"] for x in self.deployments.values()):
+                return aws_error(400, "ValidationException", f"deployment {d['modelDeploymentName']} exists")
             self.deployments[arn] = {"customModelDeploymentArn": arn, "modelDeploymentName": d["modelDeploymentName"],
                                      "modelArn": model["modelArn"], "createdAt": _now(), "status": "Creating",
                                      "polls": 0}
             self.runtime.weights_by_model[arn] = model["weights"]
-        return json_response(202, {"customModelDeploymentArn": arn})
+            return self._remember("CreateCustomModelDeployment", d,
+                                  json_response(202, {"customModelDeploymentArn": arn}))
 
     def get_deployment(self, ident: str):
         dep = self._find(self.deployments, ident)
@@ -186,3 +267,26 @@ class LocalBedrockControl:
             self.deployments.pop(dep["customModelDeploymentArn"], None)
             self.runtime.weights_by_model.pop(dep["customModelDeploymentArn"], None)
         return json_response(200, {})
+
+    # -- model access (read-only; what `mytrader doctor` asks) ---------------------------------------------------
+    def model_availability(self, model_id: str):
+        if model_id in self.unknown_models:
+            return aws_error(404, "ResourceNotFoundException", f"The model {model_id} does not exist")
+        answer = {"modelId": model_id, "agreementAvailability": {"status": "AVAILABLE"},
+                  "authorizationStatus": "AUTHORIZED", "entitlementAvailability": "AVAILABLE",
+                  "regionAvailability": "AVAILABLE"}
+        return json_response(200, {**answer, **self.model_access.get(model_id, {})})
+
+    def inference_profile(self, ident: str):
+        profile_id = ident.rsplit("/", 1)[-1]
+        regions = self.inference_profiles.get(profile_id)
+        if regions is None and profile_id.startswith("global."):
+            regions = (self.region, "")
+        if regions is None:
+            return aws_error(404, "ResourceNotFoundException", f"Inference profile {ident} not found")
+        base = profile_id.split(".", 1)[1]
+        return json_response(200, {
+            "inferenceProfileName": f"local {profile_id}", "description": "local emulation of a system-defined profile",
+            "inferenceProfileArn": f"arn:aws:bedrock:{self.region}:{ACCOUNT}:inference-profile/{profile_id}",
+            "inferenceProfileId": profile_id, "status": "ACTIVE", "type": "SYSTEM_DEFINED",
+            "models": [{"modelArn": f"arn:aws:bedrock:{r}::foundation-model/{base}"} for r in regions]})

@@ -7,15 +7,19 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mytrader.adapters.tradelog import TradeLog
 from mytrader.backtest import Backtester, BacktestResult, prepare
-from mytrader.config import LOCAL_MODEL_ID, AdvisorSettings, TradingConfig
+from mytrader.config import LOCAL_MODEL_ID, TradingConfig
 from mytrader.engine import DecisionEngine
 from mytrader.market.calendar import nyse
 from mytrader.market.sources import parse_price_csv
 from mytrader.metrics import performance
 from mytrader.models import DecisionStatus, Mode, TradeDecision
+
+if TYPE_CHECKING:
+    from mytrader.app.project_config import ProjectConfig
 
 DATA = Path(__file__).resolve().parent / "data"
 DEMO_FILES = {"NVDA": DATA / "nvda-daily-1999-2014.csv", "ORCL": DATA / "orcl-daily-1995-2014.csv"}
@@ -137,11 +141,19 @@ def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, Ba
             "first_difference": first_diff}, result
 
 
-def demo_config(mode: str = "consensus") -> TradingConfig:
-    return TradingConfig(mode=Mode(mode), advisor=AdvisorSettings(model_id=LOCAL_MODEL_ID))
+def demo_config(mode: str = "consensus", env: dict[str, str] | None = None) -> TradingConfig:
+    """The settings the pipeline's functions build from `env` (the stack's environment) and the MODE parameter,
+    so the parity backtest decides exactly as they do."""
+    from mytrader.app.settings import PipelineSettings
+
+    return PipelineSettings.from_env({"TRADE_LOG_TABLE": "demo", **(env or {})}).trading_config(mode, LOCAL_MODEL_ID)
 
 
-def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
+def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=None,
+             config: ProjectConfig | None = None, serve=None) -> dict:
+    """`stage(name)` is called as each phase starts: replay, parity, fine-tuning. `config`: the project's config
+    file (mode, llm.enabled, risk, capital, fees, advisor settings); the data and the local model stay the demo's.
+    `serve(url, summary)`, when given, runs before the embedded AWS stops (`mytrader demo --serve`)."""
     from mytrader_tools.embedded.endpoint import EmbeddedAws
     from mytrader_tools.embedded.replay import replay
     from mytrader_tools.embedded.stack import LocalStack
@@ -149,23 +161,31 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     series = load_series()
-    cfg = demo_config()
+    env = config.pipeline_env() if config is not None else {}
+    mode = config.effective_mode.value if config is not None else Mode.CONSENSUS.value
+    cfg = demo_config(mode, env)
     marks = [("start", time.perf_counter())]
     with EmbeddedAws() as aws:
-        stack = LocalStack(aws).create()
+        stack = LocalStack(aws).create(extra_env=env)
+        stack.set_param("MODE", mode)
         stack.upload_prices(DEMO_FILES)
         marks.append(("stack", time.perf_counter()))
         tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
+        _stage(stage, "replay")
         res = replay(stack, series, DEMO_START, DEMO_END, progress=progress, after_tick=equity_probe(tl, series))
         marks.append(("replay", time.perf_counter()))
+        _stage(stage, "parity")
         summary, demo_result = summarise(stack, res, series, cfg)
         summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series))
         marks.append(("summary_and_parity", time.perf_counter()))
         if with_finetune:
             from mytrader_tools.embedded.learning import run_finetune_demo
 
+            _stage(stage, "fine-tuning")
             summary["finetune"] = run_finetune_demo(stack, out_dir)
             marks.append(("finetune", time.perf_counter()))
+        if serve is not None:
+            serve(aws.url, summary)
     summary["timings_s"] = {name: round(t - prev, 2) for (_, prev), (name, t) in zip(marks, marks[1:], strict=False)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (out_dir / "report.html").write_text(render_report(
@@ -175,6 +195,11 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True) -> dict:
                       f"Parity with the backtester: {summary['parity']['equal']} "
                       f"({summary['parity']['pipeline_fills']} fills)."]))
     return summary
+
+
+def _stage(stage, name: str) -> None:
+    if stage is not None:
+        stage(name)
 
 
 def _last_day(series) -> date:

@@ -10,6 +10,11 @@
 boto3 reaches it through AWS_ENDPOINT_URL; moto's Step Functions engine through MOTO_PORT, which is set
 to this endpoint's port so its task calls route the same way. No handler knows it is local.
 
+Every signed request first passes the IAM gate (iam/gate.py): read back into its operation, validated against
+botocore's model, authorised for its caller (each function's role, from the synthesized template) and recorded;
+a denial is answered here in the service's AccessDenied shape, and a local service's answer is walked against the
+operation's output shape. Unsigned requests (moto's own /moto-api) pass untouched.
+
 DynamoDB is linearizable per item; moto's backend is not thread-safe (a failed TransactWriteItems even put back
 a copy of whole tables taken before it ran, erasing the writes other threads made meanwhile). The endpoint
 serialises every DynamoDB request under one lock, a fair local stand-in; no other service takes it.
@@ -34,11 +39,13 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from mytrader_tools.embedded.iam.gate import Gate
 from mytrader_tools.embedded.services import LambdaBridge, LocalBedrockRuntime, LocalComprehend
 
 log = logging.getLogger(__name__)
 _SERVICE = re.compile(r"Credential=[^/]+/[^/]+/([^/]+)/([^/]+)/aws4_request")
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
 
 
 def sigv4_service(auth: str) -> tuple[str | None, str | None]:
@@ -143,9 +150,10 @@ def _ddb_error(code: str, fields: dict[str, Any]) -> tuple[int, dict[str, str], 
 
 class Router:
     def __init__(self, moto_app, comprehend: LocalComprehend, runtime: LocalBedrockRuntime, bridge: LambdaBridge,
-                 control=None):
+                 control=None, gate: Gate | None = None):
         self.moto_app, self.comprehend, self.runtime, self.bridge = moto_app, comprehend, runtime, bridge
         self.control = control
+        self.gate = gate  # IAM: every signed request authorised for its caller, validated and recorded (iam/)
         self.requests_by_service: dict[str, int] = {}
         self._apps: dict[str, Any] = {}  # service -> moto backend's WSGI app
         self.faults: dict[str, float] = {}  # service -> share of requests answered with a throttling error
@@ -158,6 +166,28 @@ class Router:
         service, _ = sigv4_service(environ.get("HTTP_AUTHORIZATION", ""))
         path = environ.get("PATH_INFO", "")
         self.requests_by_service[service or "none"] = self.requests_by_service.get(service or "none", 0) + 1
+        gate = self.gate
+        seen = gate.before(environ) if gate is not None and not path.startswith("/moto-api") else None
+        denied = gate.denial(seen) if gate is not None and seen is not None else None
+        local = denied if denied is not None else self._local(service, path, environ)
+        if gate is not None:
+            gate.after(seen, local if denied is None else None)
+        if local is not None:
+            status, headers, body = local
+            return Response(body, status=status, headers=headers)(environ, start_response)
+        if service and not path.startswith("/moto-api"):
+            # moto's dispatcher infers the backend for every request under one global lock; the SigV4 service
+            # names it already, so the backend's Flask app is looked up once per service and reused.
+            app = self._apps.get(service)
+            if app is None:
+                app = self._apps[service] = self.moto_app.get_application(environ)
+            if service == "dynamodb":
+                return self._dynamodb(app, environ, start_response)
+            return app(environ, start_response)
+        return self.moto_app(environ, start_response)
+
+    def _local(self, service: str | None, path: str, environ):
+        """The answer of a local service (or an injected fault), or None for moto."""
         local = None
         rate = self.faults.get(service or "")
         if rate and service and self._rng.random() < rate:
@@ -176,19 +206,7 @@ class Router:
         elif service == "lambda" and "/functions/" in path and path.endswith("/invocations"):
             req = Request(environ)
             local = self.bridge.handle(path, req.get_data(), {k.lower(): v for k, v in req.headers.items()})
-        if local is not None:
-            status, headers, body = local
-            return Response(body, status=status, headers=headers)(environ, start_response)
-        if service and not path.startswith("/moto-api"):
-            # moto's dispatcher infers the backend for every request under one global lock; the SigV4 service
-            # names it already, so the backend's Flask app is looked up once per service and reused.
-            app = self._apps.get(service)
-            if app is None:
-                app = self._apps[service] = self.moto_app.get_application(environ)
-            if service == "dynamodb":
-                return self._dynamodb(app, environ, start_response)
-            return app(environ, start_response)
-        return self.moto_app(environ, start_response)
+        return local
 
     def _dynamodb(self, app, environ, start_response):
         """One DynamoDB request at a time, its response body produced under the lock too; or an injected fault."""
@@ -240,11 +258,25 @@ class EmbeddedAws:
         self.runtime = LocalBedrockRuntime()
         self.bridge = LambdaBridge(region)
         self.control = LocalBedrockControl(self.runtime, region)
+        # IAM: callers are registered by each LocalStack (a role per function). MYTRADER_IAM=off runs without it:
+        # only to measure what the checks cost (every function then has every right, as before issue 14).
+        self.gate: Gate | None = Gate(region, ACCOUNT) if os.environ.get("MYTRADER_IAM") != "off" else None
+        if self.gate is not None:
+            self.gate.control = self.control
+            self.control.assume_role = self._bedrock_job_session
         self.router = Router(DomainDispatcherApplication(create_backend_app), self.comprehend, self.runtime,
-                             self.bridge, self.control)
+                             self.bridge, self.control, self.gate)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
+
+    def _bedrock_job_session(self, role_arn: str, job_arn: str):
+        """Bedrock assumes the role a customization job was given (its trust policy decides)."""
+        import boto3
+
+        sts = boto3.client("sts", region_name=self.region)
+        assert self.gate is not None
+        return self.gate.service_role_session(sts, role_arn, "bedrock.amazonaws.com", job_arn)
 
     def env(self) -> dict[str, str]:
         return {"AWS_ENDPOINT_URL": self.url, "MOTO_PORT": str(self.port), "AWS_DEFAULT_REGION": self.region,

@@ -31,7 +31,7 @@ from mytrader_tools.embedded.services import LocalFunction
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from mytrader.broker import BrokerOrder
+    from mytrader.broker import BrokerOrder, ExitLegs
     from mytrader.models import Order, TradeDecision
     from mytrader.ports import Broker, DecisionQueue
 
@@ -94,12 +94,13 @@ class FaultyBroker:
     def name(self) -> str:
         return self.inner.name
 
-    def submit(self, order: Order, quote: float, fill_price: float | None = None) -> BrokerOrder:
+    def submit(self, order: Order, quote: float, fill_price: float | None = None,
+               exits: ExitLegs | None = None) -> BrokerOrder:
         key = order.client_order_id
         if self.error_rate and random.Random(f"{key}:{len(self.faults)}").random() < self.error_rate:
             self.faults.append(key)
             raise BrokerError("injected broker fault (HTTP 503)", retryable=True)
-        placed = self.inner.submit(order, quote, fill_price)
+        placed = self.inner.submit(order, quote, fill_price, exits)
         if self._crashes(key):
             raise CrashInjected(f"injected crash after the broker accepted {key}")
         return placed
@@ -112,6 +113,12 @@ class FaultyBroker:
 
     def get_by_client_order_id(self, client_order_id: str) -> BrokerOrder | None:
         return self.inner.get_by_client_order_id(client_order_id)
+
+    def cancel(self, broker_order_id: str) -> None:
+        self.inner.cancel(broker_order_id)
+
+    def replace_stop(self, broker_order_id: str, stop_price: float) -> BrokerOrder:
+        return self.inner.replace_stop(broker_order_id, stop_price)
 
     def __getattr__(self, name: str) -> Any:  # positions(), ledger(), ... of the real broker
         return getattr(self.inner, name)

@@ -1,18 +1,25 @@
-"""The replay driver: history through the real handlers on the embedded AWS, with a simulated clock.
+"""The replay driver: history through the real handlers on the embedded AWS, with a simulated clock that runs
+as the wall clock would under the deployed schedules (stack_spec.OUTCOMES_SCHEDULE, DECISION_SCHEDULE).
 
-Per session day D: the executor drains the queue as of D's open (the paper quote is D's open), outcomes
-runs as of D's close, then the decision cycle decides as of D's close. That is the backtester's order
-of steps, so both drivers of the same decision code produce the same trades.
+Per session day D: outcomes at D's close + 5 minutes (it books what the paper broker filled at D's open, then
+checks bar D), the decision cycle at D's close + 10 minutes, and the executor at once on the same clock (entries
+sized at D's close, every order queued by the paper broker for the next open). After the last day, one more
+outcomes run on the next session books the last orders' fills. That is the backtester's order of steps, so both
+drivers of the same decision code produce the same trades.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
+from mytrader.backtest import DECIDED_AFTER_CLOSE
 from mytrader.market.calendar import nyse
 from mytrader.market.series import BarSeries
 from mytrader_tools.embedded.event_source import DrainStats, drain
+
+OUTCOMES_AFTER_CLOSE = timedelta(minutes=5)  # stack_spec.OUTCOMES_SCHEDULE: 16:05 New York on a regular day
+DECISIONS_AFTER_CLOSE = DECIDED_AFTER_CLOSE  # stack_spec.DECISION_SCHEDULE: 16:10, the backtester's executor clock
 
 
 @dataclass
@@ -52,13 +59,13 @@ def replay(stack, series: dict[str, BarSeries], start: date, end: date, progress
     final = cal.next_session(days[-1])
     res = ReplayResult(ticks=len(days), symbols=symbols, expected_decisions=len(days) * len(symbols))
     for k, day in enumerate(days + [final]):
-        open_t, close_t = cal.session_open(day), cal.session_close(day)
-        stack.set_param("REPLAY_CLOCK", open_t.isoformat())
-        _add(res.drains, drain(stack))
-        stack.set_param("REPLAY_CLOCK", close_t.isoformat())
-        stack.invoke("outcomes", {"source": "replay", "time": close_t.isoformat()})
+        close_t = cal.session_close(day)
+        outcomes_t, decide_t = close_t + OUTCOMES_AFTER_CLOSE, close_t + DECISIONS_AFTER_CLOSE
+        stack.set_param("REPLAY_CLOCK", outcomes_t.isoformat())
+        stack.invoke("outcomes", {"source": "replay", "time": outcomes_t.isoformat()})
         if day != final:
-            out = stack.invoke("decision_cycle", {"scheduled_time": close_t.isoformat(), "universe": symbols})
+            stack.set_param("REPLAY_CLOCK", decide_t.isoformat())
+            out = stack.invoke("decision_cycle", {"scheduled_time": decide_t.isoformat(), "universe": symbols})
             res.llm_calls += out.get("llm_calls", 0)
             res.fallbacks += out.get("fallbacks", 0)
             res.cost_usd += out.get("cost_usd", 0.0)
@@ -67,6 +74,7 @@ def replay(stack, series: dict[str, BarSeries], start: date, end: date, progress
             res.cycle_results.update(out.get("results", {}))
             if out.get("status") != "ok":
                 res.cycle_errors += 1
+            _add(res.drains, drain(stack))  # the executor at once, on the same clock
         if after_tick is not None:
             res.equity.append((close_t, after_tick(close_t)))
         if progress is not None:

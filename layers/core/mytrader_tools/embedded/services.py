@@ -16,8 +16,10 @@ import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
+from mytrader.adapters.aws.clients import ambient_session
 from mytrader.advisor.local_model import LocalAdvisorModel, LocalModelWeights
 
 
@@ -252,6 +254,16 @@ class LocalFunction:
     module: object | None = None
     invocations: int = 0
     errors: int = 0
+    session: Any = None  # the function's role (a boto3 Session): every Aws() its handler makes uses it
+
+
+def _import(fn: LocalFunction):
+    spec = importlib.util.spec_from_file_location(f"lambda_{fn.name.replace('-', '_')}_handler", fn.handler_path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the handler {fn.handler_path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 class LambdaBridge:
@@ -274,12 +286,8 @@ class LambdaBridge:
                 saved = dict(os.environ)
                 try:
                     os.environ.update(fn.env)
-                    spec = importlib.util.spec_from_file_location(f"lambda_{fn.name.replace('-', '_')}_handler",
-                                                                  fn.handler_path)
-                    if spec is None or spec.loader is None:
-                        raise ImportError(f"cannot load the handler {fn.handler_path}")
-                    module = importlib.util.module_from_spec(spec)
-                    spec.loader.exec_module(module)
+                    with ambient_session(fn.session):
+                        module = _import(fn)
                     fn.module = module
                 finally:
                     os.environ.clear()
@@ -298,7 +306,8 @@ class LambdaBridge:
         fn.invocations += 1
         try:
             ctx = LambdaContext(fn.name, fn.memory_mb, fn.timeout_s, self.region, self.account)
-            return module.lambda_handler(payload, ctx), None
+            with ambient_session(fn.session):
+                return module.lambda_handler(payload, ctx), None
         except Exception as exc:
             fn.errors += 1
             return {"errorMessage": str(exc), "errorType": type(exc).__name__,

@@ -1,16 +1,23 @@
 """Creates the stack's resources on the embedded AWS from the same spec the CDK app reads
-(mytrader.stack_spec), and registers the project's handlers with the env vars each function gets."""
+(mytrader.stack_spec), and registers the project's handlers with the env vars each function gets.
+
+Each function runs as its own role: the synthesized template's (iam/template.py, cached by its inputs), its
+policies resolved onto this stack's names (EmbeddedNames, iam/resolver.py), its STS credentials issued by the
+embedded AWS and handed to the handler as a boto3 Session (the bridge makes it the ambient session of every
+`Aws()` the handler builds). The endpoint's gate then decides every call by those policies."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
-from mytrader.config import LOCAL_MODEL_ID
+from mytrader.config import DEFAULT_MODEL_ID, LOCAL_MODEL_ID
 from mytrader.stack_spec import (
     DEFAULT_PREFIX,
     FUNCTIONS,
@@ -22,6 +29,11 @@ from mytrader.stack_spec import (
     parameter_names,
 )
 from mytrader_tools.embedded.faults import FaultPlan
+from mytrader_tools.embedded.iam.gate import RoleSession
+from mytrader_tools.embedded.iam.policy import Policy
+from mytrader_tools.embedded.iam.resolver import Resolver, ResourceValues, Unresolvable, physical_values
+from mytrader_tools.embedded.iam.roles import StackIam, stack_iam
+from mytrader_tools.embedded.iam.template import load_template
 
 if TYPE_CHECKING:
     from mytrader_tools.embedded.endpoint import EmbeddedAws
@@ -47,7 +59,11 @@ class LocalStack:
     state_machine_arn: str = ""
     settings_env: dict[str, str] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
+    template: dict[str, Any] | None = field(default=None, repr=False)  # None: the synthesized one (cached)
+    secret_arn: str = ""
+    iam: StackIam | None = field(default=None, repr=False)
     _clients: dict = field(default_factory=dict, repr=False)
+    _sessions: dict[str, Any] = field(default_factory=dict, repr=False)  # function key -> its role's session
 
     @property
     def params(self) -> dict[str, str]:
@@ -80,6 +96,7 @@ class LocalStack:
             ssm.put_parameter(Name=name, Value=values[key], Type="String", Overwrite=True)
         secret = self.client("secretsmanager").create_secret(
             Name=f"{self.prefix}/broker", SecretString=json.dumps({"key_id": "local", "secret_key": "local"}))
+        self.secret_arn = secret["ARN"]
         self.topic_arn = self.client("sns").create_topic(Name=f"{self.prefix}-alarms")["TopicArn"]
         from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, IDEMPOTENCY, SENTIMENT_CACHE, TRADE_LOG
 
@@ -95,11 +112,50 @@ class LocalStack:
             "UNIVERSE": json.dumps(list(DEFAULT_UNIVERSE)),
             **extra_env,
         }
+        sm_name = f"{self.prefix}-{STATE_MACHINE_NAME}"
+        sm_role = f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-finetune"
+        if self.embedded.gate is not None:
+            self._assume_roles()
+            assert self.iam is not None
+            sm_role = next(r.arn for arn, r in self.iam.state_machines.items() if arn.endswith(f":{sm_name}"))
         self.register_functions()
         self.state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=f"{self.prefix}-{STATE_MACHINE_NAME}", definition=self.state_machine_definition(),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{self.prefix}-finetune")["stateMachineArn"]
+            name=sm_name, definition=self.state_machine_definition(), roleArn=sm_role)["stateMachineArn"]
         return self
+
+    def _assume_roles(self) -> None:
+        """The template's roles resolved onto this stack; STS credentials of each function's role."""
+        template = self.template if self.template is not None else load_template(self.deploy_overrides())
+        resolver = Resolver(template, EmbeddedNames(self), self.embedded.region, ACCOUNT,
+                            template_prefix=deployed_context().get("prefix", DEFAULT_PREFIX), prefix=self.prefix)
+        self.iam = stack_iam(template, resolver)
+        self._add_local_only_grants(self.iam)
+        gate = self.embedded.gate
+        assert gate is not None
+        gate.add_stack(self.iam)
+        gate.model_aliases[LOCAL_MODEL_ID] = deployed_context().get("model_id", DEFAULT_MODEL_ID)
+        sts = self.client("sts")
+        for key in FUNCTIONS:
+            role = self.iam.functions.get(self.function_name(key))
+            if role is None:
+                raise Unresolvable(f"the template has no function {self.function_name(key)} (renamed from its prefix)")
+            creds = gate.assume(sts, role, key, "lambda.amazonaws.com")
+            self._sessions[key] = RoleSession(creds, self.embedded.region)
+
+    def deploy_overrides(self) -> dict[str, str]:
+        """The CDK context this stack stands for (grants follow these settings): its functions' market data, news
+        source and broker."""
+        env = self.settings_env
+        return {"market_data": env["MARKET_DATA"], "news_source": env["NEWS_SOURCE"], "broker": env["BROKER"]}
+
+    def _add_local_only_grants(self, iam: StackIam) -> None:
+        """What only the embedded stack's functions do, granted to them here and nowhere else: the replay clock's
+        parameter (CLOCK_SOURCE=replay; deployed functions read the system clock)."""
+        replay = Policy.from_document("local-only/replay-clock", {"Statement": [{
+            "Effect": "Allow", "Action": "ssm:GetParameter",
+            "Resource": f"arn:aws:ssm:{self.embedded.region}:{ACCOUNT}:parameter{self.params['REPLAY_CLOCK']}"}]})
+        for name, role in list(iam.functions.items()):
+            iam.functions[name] = replace(role, policies=(*role.policies, replay))
 
     def function_arn(self, key: str) -> str:
         return f"arn:aws:lambda:{self.embedded.region}:{ACCOUNT}:function:{self.function_name(key)}"
@@ -118,6 +174,7 @@ class LocalStack:
             path = LAMBDAS / spec.folder / "handler.py"
             fn = (FaultyFunction(spec.name(self.prefix), path, env, spec.memory_mb, spec.timeout_s, plan=self.faults)
                   if self.faults else LocalFunction(spec.name(self.prefix), path, env, spec.memory_mb, spec.timeout_s))
+            fn.session = self._sessions.get(key)
             self.embedded.bridge.register(fn)
 
     def function_name(self, key: str) -> str:
@@ -152,6 +209,37 @@ class LocalStack:
         s3 = self.client("s3")
         for symbol, path in files.items():
             s3.put_object(Bucket=self.bucket, Key=f"market-data/{symbol}.csv", Body=Path(path).read_bytes())
+
+
+@cache
+def deployed_context() -> dict[str, Any]:
+    """cdk.json's context: the prefix and model id the synthesized template was made with."""
+    context: dict[str, Any] = json.loads((REPO / "cdk.json").read_text()).get("context", {})
+    return context
+
+
+class EmbeddedNames:
+    """The embedded stack's name for each template resource a policy can reference (resolver.Names): the
+    template's physical name with the deploy prefix replaced, or what this stack created under another name."""
+
+    def __init__(self, stack: LocalStack):
+        self.stack = stack
+
+    def values(self, logical_id: str, resource: Mapping[str, Any], resolver: Resolver) -> ResourceValues:
+        s = self.stack
+        kind, props = resource["Type"], resource.get("Properties", {})
+        path = resource.get("Metadata", {}).get("aws:cdk:path", "")
+        standard = physical_values(logical_id, resource, resolver)
+        if kind == "AWS::SQS::Queue":  # moto's queue URL
+            name = resolver.rename(props["QueueName"])
+            url = next((u for u in s.queue_urls.values() if u.rstrip("/").endswith("/" + name)), None)
+            return ResourceValues(url, {**standard.attrs, "QueueUrl": url or ""})
+        if kind == "AWS::SecretsManager::Secret" and path.endswith("/broker-secret/Resource"):
+            return ResourceValues(s.secret_arn, {"Id": s.secret_arn})
+        if kind == "AWS::S3::Bucket" and path.endswith("/datasets/Resource"):
+            return ResourceValues(s.bucket, {"Arn": f"arn:aws:s3:::{s.bucket}",
+                                             "DomainName": f"{s.bucket}.s3.amazonaws.com"})
+        return standard
 
 
 class FunctionFailed(RuntimeError):

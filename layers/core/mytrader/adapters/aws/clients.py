@@ -7,6 +7,9 @@ The names mirror the published stub packages' (mypy_boto3_<service>), so swappin
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from typing import Any, Protocol, cast
 
@@ -62,6 +65,8 @@ class SQSClient(Protocol):
     def receive_message(self, **kwargs: Any) -> dict[str, Any]: ...
 
     def change_message_visibility(self, **kwargs: Any) -> dict[str, Any]: ...
+
+    def delete_message(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class SSMClient(Protocol):
@@ -126,15 +131,30 @@ class BotoSession(Protocol):
     def client(self, service_name: str, **kwargs: Any) -> Any: ...
 
 
+# The session an `Aws()` made without one takes: unset on Lambda (boto3's default session holds the function's
+# role there); the embedded AWS sets it, around each handler's import and invocation, to that function's role.
+AMBIENT_SESSION: ContextVar[BotoSession | None] = ContextVar("mytrader_aws_session", default=None)
+
+
+@contextmanager
+def ambient_session(session: BotoSession | None) -> Iterator[None]:
+    """Every `Aws()` made inside (in this thread) uses `session`."""
+    token = AMBIENT_SESSION.set(session)
+    try:
+        yield
+    finally:
+        AMBIENT_SESSION.reset(token)
+
+
 class Aws:
     """boto3 clients created once per container (AWS_ENDPOINT_URL points them at the embedded AWS locally).
 
-    `session` (a boto3 Session) makes every client from that session's credentials; without it, boto3's
-    default session is used."""
+    `session` (a boto3 Session) makes every client from that session's credentials; without it, the ambient
+    session when the Aws is made (AMBIENT_SESSION), else boto3's default session."""
 
     def __init__(self, region: str | None = None, session: BotoSession | None = None):
         self.region = region
-        self.session = session
+        self.session = session if session is not None else AMBIENT_SESSION.get()
 
     def client(self, name: str, **kw: Any) -> Any:
         """An untyped boto3 client; the library uses the typed properties below, each one a Protocol."""
@@ -168,6 +188,14 @@ class Aws:
         return cast(BedrockRuntimeClient, self.client(
             "bedrock-runtime", config=Config(retries={"mode": "standard", "total_max_attempts": 1},
                                              read_timeout=20, connect_timeout=5)))
+
+    @cached_property
+    def bedrock_runtime_retrying(self) -> BedrockRuntimeClient:
+        """Converse with the SDK's retries on: for the fine-tuning evaluation, where a throttle must be waited out,
+        not counted as a HOLD prediction (the decision cycle's client above does not wait)."""
+        return cast(BedrockRuntimeClient, self.client(
+            "bedrock-runtime", config=Config(retries={"mode": "standard", "max_attempts": 6},
+                                             read_timeout=60, connect_timeout=5)))
 
     @cached_property
     def bedrock(self) -> BedrockClient:

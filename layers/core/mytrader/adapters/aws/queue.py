@@ -25,14 +25,19 @@ def recorded_doc(decision: TradeDecision) -> str:
     return decision.model_copy(update={"status": DecisionStatus.PENDING, "status_reason": ""}).model_dump_json()
 
 
+def send_pointer(sqs: SQSClient, queue_url: str, message: DecisionMessage, dedup_id: str | None = None) -> None:
+    """Sends a pointer, grouped by its symbol, deduplicated by its decision id (`dedup_id`: a deliberate re-send,
+    as a DLQ redrive, within the 5-minute deduplication window)."""
+    sqs.send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json(), MessageGroupId=message.symbol,
+                     MessageDeduplicationId=(dedup_id or message.decision_id)[:128])
+
+
 def send_decision(sqs: SQSClient, queue_url: str, decision: TradeDecision, doc: str | None = None,
                   dedup_id: str | None = None) -> DecisionMessage:
     """Sends the pointer to the recorded `decision`; `doc`: the record's stored document when the caller has it
-    (by default the one `recorded_doc` rebuilds). Grouped by symbol, deduplicated by decision id (`dedup_id`: a
-    deliberate re-send, as a DLQ redrive, within the 5-minute deduplication window)."""
+    (by default the one `recorded_doc` rebuilds)."""
     message = message_for(decision, recorded_doc(decision) if doc is None else doc)
-    sqs.send_message(QueueUrl=queue_url, MessageBody=message.model_dump_json(), MessageGroupId=message.symbol,
-                     MessageDeduplicationId=(dedup_id or message.decision_id)[:128])
+    send_pointer(sqs, queue_url, message, dedup_id)
     return message
 
 
@@ -46,18 +51,21 @@ class SqsDecisionQueue:
         send_decision(self.sqs, self.queue_url, decision)
 
 
+DLQ_SWEEP_VISIBILITY_S = 30  # long enough to archive a batch; a message not archived comes back after it
+
+
 class SqsDeadLetterQueue:
-    """The DLQ read without consuming: received messages are hidden briefly, then released."""
+    """The DLQ as the sweep reads it: received messages are hidden while archived, then deleted."""
 
     def __init__(self, sqs: SQSClient, queue_url: str) -> None:
         self.sqs, self.queue_url = sqs, queue_url
 
     def receive(self) -> list[QueuedMessage]:
-        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=5,
-                                        WaitTimeSeconds=0)
+        resp = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                        VisibilityTimeout=DLQ_SWEEP_VISIBILITY_S, WaitTimeSeconds=0)
         return [QueuedMessage(message_id=m["MessageId"], receipt_handle=m["ReceiptHandle"], body=m["Body"])
                 for m in resp.get("Messages", [])]
 
-    def release(self, message: QueuedMessage) -> None:
-        self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message.receipt_handle,
-                                           VisibilityTimeout=0)
+    def delete(self, messages: list[QueuedMessage]) -> None:
+        for m in messages:  # one DeleteMessage each (authorised as sqs:DeleteMessage, as the batch call would be)
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m.receipt_handle)

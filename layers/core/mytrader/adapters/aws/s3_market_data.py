@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mytrader.config import DataGuard
@@ -56,8 +56,10 @@ class S3MarketData:
         return s
 
     def quote(self, symbol: str, at: datetime) -> float:
-        """The paper broker's quote: the open of the session bar that `at` falls in (replay semantics); from the
-        last file that parsed when the current one cannot be read or parsed (a bad file, or S3 itself failing)."""
+        """The paper broker's quote at `at`: while the session runs, the open of that session's bar (the bar is
+        stamped at its close); otherwise (after the close, before the open, on a closed day) the close of the last
+        complete session's bar — what the executor sizes an entry at when it runs after the close. From the last
+        file that parsed when the current one cannot be read or parsed (a bad file, or S3 itself failing)."""
         try:
             s = self.full(symbol)
         except Exception as exc:  # a broken file or an S3 error: the last trusted prices still price the stop
@@ -67,12 +69,32 @@ class S3MarketData:
                     raise
                 raise DataQualityError(symbol, f"market data unreadable: {type(exc).__name__}") from exc
             s = trusted
-        i = int(s.ts.searchsorted(int(at.timestamp())))
-        if i >= len(s) or s.time(i).date() != at.astimezone(UTC).date():
-            raise DataQualityError(symbol, f"no bar for the session of {at.isoformat()}")
-        return float(s.open[i])
+        return session_quote(s, symbol, at)
 
     def bar_at(self, symbol: str, at: datetime) -> int:
         s = self.full(symbol)
         i = int(s.ts.searchsorted(int(at.timestamp()), side="right")) - 1
         return i
+
+
+def session_quote(s: BarSeries, symbol: str, at: datetime) -> float:
+    """The quote of daily bars at `at`: the open of the session's bar while it runs, else the close of the last
+    complete session's bar. Raises DataQualityError when that bar is missing."""
+    from mytrader.market.calendar import NEW_YORK, nyse
+
+    cal = nyse()
+    day = at.astimezone(NEW_YORK).date()
+    if not cal.covers(day):
+        raise DataQualityError(symbol, f"{at.isoformat()} is outside the session table")
+    last = int(s.ts.searchsorted(int(at.timestamp()), side="right")) - 1  # the last bar stamped <= at
+    if cal.is_session(day) and cal.session_open(day) <= at < cal.session_close(day):  # the session runs
+        if last + 1 < len(s) and s.time(last + 1).astimezone(NEW_YORK).date() == day:
+            return float(s.open[last + 1])
+        raise DataQualityError(symbol, f"no bar for the session of {at.isoformat()}")
+    session = day
+    while not (cal.is_session(session) and cal.session_close(session) <= at):
+        session -= timedelta(days=1)
+    if last >= 0 and s.time(last).astimezone(NEW_YORK).date() == session:
+        return float(s.close[last])
+    raise DataQualityError(symbol, f"no bar for the session of {session.isoformat()}, the last before "
+                                   f"{at.isoformat()}")

@@ -14,6 +14,7 @@ Access patterns (also in the README):
   shadow predictions ......... pk=DEC#<id>            sk=SHADOW#<model_id>
   orphan messages ............ pk=ORPHAN#<id>         sk=<message id>
   paper broker's book ........ pk=BROKER#paper        sk=ORDER#<broker id>, gsi1pk=COID#<client order id>
+  broker fee activities ...... pk=ACCOUNT#<acct>      sk=FEE#<activity id>   (each booked to cash once)
   advisor token budget ....... pk=BUDGET#tokens       sk=DAY#<day>
 
 Every write of the account state is the ledger's function applied to the state as read, written under the
@@ -37,7 +38,9 @@ from mytrader.risk import AccountState
 
 if TYPE_CHECKING:
     from mytrader.adapters.aws.clients import DynamoDBClient
+    from mytrader.broker import FeeActivity
 
+DEAD_LETTER_BODY_MAX = 60_000  # characters of a dead letter archived (an item holds 400 KB; a body, up to 1 MiB)
 STATE_ATTEMPTS = 8  # optimistic writes of the account state lost to concurrent writers before giving up
 
 
@@ -77,6 +80,7 @@ class ReserveParams:
 RESERVE_CONDITIONS: dict[str, Callable[[ReserveParams], Cond]] = {
     "version": lambda p: Cond.cmp("version", "eq", p.expected.version),
     "kill_switch_off": lambda p: Cond.cmp("kill_switch", "eq", False),
+    "broker_clear": lambda p: Cond.any_of(Cond.missing("broker_block"), Cond.cmp("broker_block", "eq", "")),
     "day_not_tripped": lambda p: Cond.cmp("tripped_day", "ne", p.day),
     "daily_loss": lambda p: Cond.cmp("realized_today", "gt", ledger.daily_loss_floor(p.limits, p.expected)),
     "open_slots": lambda p: Cond.cmp("open_positions", "lt", p.limits.max_open_positions),
@@ -97,12 +101,16 @@ def state_row(state: AccountState) -> dict[str, Any]:
             "realized_today": state.realized_today, "orders_minute": state.orders_minute,
             "orders_this_minute": state.orders_this_minute, "consecutive_stopouts": state.consecutive_stopouts,
             "cooldown_until": state.cooldown_until.isoformat() if state.cooldown_until else "",
-            "tripped_day": state.tripped_day, "kill_switch": state.kill_switch}
+            "tripped_day": state.tripped_day, "kill_switch": state.kill_switch, "broker_block": state.broker_block,
+            "buying_power": state.buying_power}
 
 
 def parse_state(row: Row) -> AccountState:
-    """The stored state. A kill switch that is missing or not a boolean reads as ON: it fails closed."""
+    """The stored state. A kill switch that is missing or not a boolean reads as ON, a broker block that is not
+    text reads as blocked: both fail closed."""
     kill = row.get("kill_switch")
+    block = row.get("broker_block", "")
+    power = row.get("buying_power")
     return AccountState(cash=row["cash"], book_equity=row["book_equity"], open_positions=int(row["open_positions"]),
                         day=row.get("day", ""), day_start_equity=row.get("day_start_equity", 0.0),
                         realized_today=row.get("realized_today", 0.0), realized_total=row.get("realized_total", 0.0),
@@ -110,7 +118,9 @@ def parse_state(row: Row) -> AccountState:
                         orders_this_minute=int(row.get("orders_this_minute", 0)),
                         consecutive_stopouts=int(row.get("consecutive_stopouts", 0)),
                         cooldown_until=row.get("cooldown_until") or None, tripped_day=row.get("tripped_day", ""),
-                        kill_switch=kill is not False, version=int(row.get("version", 0)))
+                        kill_switch=kill is not False, version=int(row.get("version", 0)),
+                        broker_block=block if isinstance(block, str) else "broker block unreadable",
+                        buying_power=float(power) if isinstance(power, int | float) else None)
 
 
 class TradeLog:
@@ -208,10 +218,24 @@ class TradeLog:
     def decisions_of(self, symbol: str) -> list[Row]:
         return self.store.query_index("gsi1", f"SYM#{symbol}")
 
-    def put_orphan(self, decision_id: str, message_id: str, reason: str, at: datetime) -> None:
-        """A message whose decision the decision cycle never wrote: kept for inspection, never executed."""
-        self.store.write(Op.put({"pk": f"ORPHAN#{decision_id or '-'}", "sk": message_id or "-", "reason": reason[:500],
-                                 "gsi1pk": f"ORPHANS#{self.account}", "gsi1sk": at.isoformat()}))
+    def put_orphan(self, decision_id: str, message_id: str, reason: str, at: datetime, body: str | None = None) -> None:
+        """A message whose decision the decision cycle never wrote: kept for inspection, never executed. `body`: the
+        message itself, archived (a dead letter the DLQ sweep deleted), cut at DEAD_LETTER_BODY_MAX characters."""
+        row: Row = {"pk": f"ORPHAN#{decision_id or '-'}", "sk": message_id or "-", "reason": reason[:500],
+                    "gsi1pk": f"ORPHANS#{self.account}", "gsi1sk": at.isoformat()}
+        if body is not None:
+            row.update(body=body[:DEAD_LETTER_BODY_MAX], body_chars=len(body))
+        self.store.write(Op.put(row))
+
+    def mark_dead_lettered(self, decision_id: str, message_id: str, body: str, at: datetime) -> bool:
+        """PENDING -> DEAD_LETTERED, the dead letter's body archived on the record (what `ops redrive-dlq` re-sends
+        once it has set the decision back to PENDING). False when the decision was not PENDING."""
+        op = self._status_op(decision_id, DecisionStatus.DEAD_LETTERED,
+                             "message reached the DLQ after the configured receives")
+        assert op.update is not None
+        archive = Update(set={**op.update.set, "dead_letter_body": body[:DEAD_LETTER_BODY_MAX],
+                              "dead_letter_message_id": message_id, "dead_lettered_at": at.isoformat()})
+        return self.store.write(Op.upd(op.key, archive, *op.conds))
 
     def orphans(self) -> list[Row]:
         return self.store.query_index("gsi1", f"ORPHANS#{self.account}")
@@ -260,6 +284,20 @@ class TradeLog:
         """`ops halt` / `ops resume`: entries stop (or resume) at the next reservation; exits always run."""
         return self._with_state(lambda s: (s.model_copy(update={"kill_switch": on}), [])
                                 if s.kill_switch != on else None)
+
+    def set_broker_account(self, block: str | None, buying_power: float | None) -> AccountState:
+        """What outcomes read from the broker's account: why it takes no entries now (None: it may trade; a
+        block stops every entry's reservation until a later read clears it) and its buying power (sizing)."""
+        new_block = block or ""
+        return self._with_state(lambda s: (s.model_copy(update={"broker_block": new_block,
+                                                                "buying_power": buying_power}), [])
+                                if (s.broker_block, s.buying_power) != (new_block, buying_power) else None)
+
+    def block_entries(self, reason: str) -> AccountState:
+        """The broker cannot be used for entries (its keys are refused): blocked until outcomes reads the
+        account again."""
+        return self._with_state(lambda s: (s.model_copy(update={"broker_block": reason}), [])
+                                if s.broker_block != reason else None)
 
     def trip_daily_loss(self, day: str) -> AccountState:
         return self._with_state(lambda s: (ledger.trip_daily_loss(s), [])
@@ -310,6 +348,23 @@ class TradeLog:
                        Update(set={"status": order_status}, remove=("gsi2pk", "gsi2sk")), Cond.exists()),
                 self._status_op(decision_id, DecisionStatus.REJECTED, reason)]
         self._with_state(change)
+
+    def withdraw_entry(self, decision_id: str, symbol: str, block: str) -> bool:
+        """An entry the broker never saw (its keys were refused): the slot, the symbol and the order record are given
+        back, the decision stays PENDING for its redelivery, and entries are blocked with `block` in the same
+        transaction. False (only the block is set) when the order record has moved past `submitting`."""
+        def change(s: AccountState) -> tuple[AccountState, list[Op]]:
+            return ledger.release(s).model_copy(update={"broker_block": block}), [
+                Op.delete(self._claim_key(symbol)),
+                Op.delete((f"DEC#{decision_id}", "ORDER"), Cond.cmp("status", "eq", "submitting"))]
+        try:
+            self._with_state(change)
+            return True
+        except TransactionCancelled as exc:
+            if exc.conflict:
+                raise StateConflict(f"withdrawing {decision_id} kept meeting conflicts") from None
+            self.block_entries(block)
+            return False
 
     def order(self, decision_id: str) -> Row | None:
         return self.store.get((f"DEC#{decision_id}", "ORDER"), consistent=True)
@@ -428,6 +483,28 @@ class TradeLog:
                 raise
             return False
 
+    def record_close_working(self, symbol: str, coid: str, status: str, decision_id: str | None) -> bool:
+        """The close order `coid` is at the broker and not (fully) filled: it is working, recorded on the position
+        (outcomes reconciles it) and the closing decision, if any, is EXECUTED now. False if the position is
+        gone."""
+        kept = self.store.write(Op.upd(self._pos_key(symbol), Update(set={"closing_status": status,
+                                                                          "closing_coid": coid}), Cond.exists()))
+        if decision_id is not None:
+            self.store.write(self._status_op(decision_id, DecisionStatus.EXECUTED,
+                                             f"close order {coid} {status}, awaiting fill",
+                                             from_status=("PENDING", "DEAD_LETTERED")))
+        return kept
+
+    def abandon_close(self, symbol: str, base_coid: str) -> bool:
+        """The broker refused close order `base_coid` for good with nothing of the close filled: the position is
+        free for the next close, whose order gets a new id. False if another close moved on meanwhile."""
+        return self.store.write(Op.upd(
+            self._pos_key(symbol),
+            Update(set={"closing_base": None, "closing_reason": None, "closing_owner": None, "submit_coid": None,
+                        "submit_at": None, "closing_status": None, "closing_coid": None}, add={"close_attempt": 1}),
+            Cond.exists(), Cond.cmp("closing_base", "eq", base_coid),
+            Cond.any_of(Cond.missing("closing_qty"), Cond.cmp("closing_qty", "eq", 0))))
+
     def record_close(self, pos: Position, fill: Fill, *, exit_price: float, exit_fee: float, entry_fee: float,
                      reason: str, at: datetime, owner: str, limits: RiskLimits, fill_seq: int,
                      decision_id: str | None = None) -> ledger.Close | None:
@@ -520,6 +597,23 @@ class TradeLog:
     def shadow_predictions(self, model_id: str) -> list[Row]:
         return [json.loads(r["doc"]) for r in self.store.query_index("gsi1", f"SHADOW#{model_id}")]
 
+    # -- broker fee activities -------------------------------------------------------------------------
+    def book_fee(self, activity: FeeActivity) -> bool:
+        """A FEE activity paid from cash (the ledger's book_fee), once per activity id. False when it was booked
+        already."""
+        row = {"pk": self.acct_pk, "sk": f"FEE#{activity.activity_id}", "amount": activity.amount,
+               "at": activity.at.isoformat(), "symbol": activity.symbol, "description": activity.description[:200]}
+        try:
+            self._with_state(lambda s: (ledger.book_fee(s, activity.amount), [Op.put(row, Cond.missing())]))
+            return True
+        except TransactionCancelled as exc:
+            if exc.conflict:
+                raise StateConflict(f"fee {activity.activity_id} kept meeting conflicts") from None
+            return False
+
+    def fees_booked(self) -> list[Row]:
+        return self.store.query(self.acct_pk, "FEE#", consistent=True)
+
     # -- the paper broker's book and the advisor's token budget ---------------------------------------
     def paper_record(self, broker_order_id: str, client_order_id: str, submitted_at: str, doc: str) -> None:
         self.store.write(Op.put({"pk": "BROKER#paper", "sk": f"ORDER#{broker_order_id}",
@@ -528,6 +622,10 @@ class TradeLog:
     def paper_by_client_order_id(self, client_order_id: str) -> str | None:
         rows = self.store.query_index("gsi1", f"COID#{client_order_id}", limit=1)
         return str(rows[0]["doc"]) if rows else None
+
+    def paper_order(self, broker_order_id: str) -> str | None:
+        row = self.store.get(("BROKER#paper", f"ORDER#{broker_order_id}"), consistent=True)
+        return str(row["doc"]) if row else None
 
     def paper_orders(self) -> list[str]:
         return [str(r["doc"]) for r in self.store.query("BROKER#paper", "ORDER#")]

@@ -1,0 +1,127 @@
+"""The deployed template's IAM checked with the knowledge base the gate uses (knowledge.py):
+
+  - every action a policy names exists (a wildcard names at least one action);
+  - every resource ARN fits one of the action's resource types (for a wildcard, one of the actions it names);
+  - an action that has no resource types is granted on "*" alone (AWS authorises it on nothing else);
+  - no function's role holds an action that no recorded call of that function used (the integration run's record,
+    .build/iam-calls/last-run.json), except the grants in UNREACHED: paths the tests cannot take, each with why.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from mytrader_tools.embedded.iam import knowledge
+from mytrader_tools.embedded.iam.policy import Policy, action_matches
+from mytrader_tools.embedded.iam.resolver import DeployedNames, Resolver
+from mytrader_tools.embedded.iam.roles import Role, StackIam, stack_iam
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+# Grants the integration tests cannot exercise (function key, action pattern): why each is still needed.
+UNREACHED: dict[tuple[str, str], str] = {
+    # CloudWatch Logs: the runtime writes the function's logs itself (AWSLambdaBasicExecutionRole); no SDK call.
+    **{(fn, f"logs:{a}"): "Lambda's runtime writes the logs" for fn in (
+        "decision_cycle", "executor", "outcomes", "dataset_export", "finetune_tasks")
+       for a in ("CreateLogGroup", "CreateLogStream", "PutLogEvents")},
+    # X-Ray: the runtime and the X-Ray SDK send traces (POWERTOOLS_TRACE_DISABLED locally).
+    **{(fn, f"xray:{a}"): "traces are sent by Lambda and the X-Ray SDK, disabled locally" for fn in (
+        "decision_cycle", "executor", "outcomes", "dataset_export", "finetune_tasks")
+       for a in ("PutTraceSegments", "PutTelemetryRecords")},
+    # The live broker and Alpaca data: the deployed settings read Alpaca keys; tests run the paper broker on S3 data
+    # (the Alpaca fixture covers the broker, not the market data through the secret).
+    **{(fn, "secretsmanager:GetSecretValue"): "Alpaca keys (MARKET_DATA/NEWS_SOURCE=alpaca deployed)"
+       for fn in ("decision_cycle", "executor", "outcomes")},
+    **{(fn, "secretsmanager:DescribeSecret"): "part of CDK's grant_read of the broker secret"
+       for fn in ("decision_cycle", "executor", "outcomes")},
+}
+
+
+@dataclass(frozen=True)
+class Grant:
+    function: str  # the function key, or the role's logical id for roles of no function
+    role: Role
+    policy: str
+    sid: str
+    pattern: str
+    resources: tuple[str, ...]
+
+
+def deployed_iam(template: Mapping[str, object]) -> StackIam:
+    from mytrader.stack_spec import DEFAULT_PREFIX
+    from mytrader_tools.embedded.stack import deployed_context
+
+    prefix = deployed_context().get("prefix", DEFAULT_PREFIX)
+    return stack_iam(template, Resolver(template, DeployedNames(), REGION, ACCOUNT, prefix, prefix))
+
+
+def grants(iam: StackIam, function_keys: Mapping[str, str]) -> list[Grant]:
+    """Every Allow of every role (function_keys: function name -> key)."""
+    keys_by_role = {role.logical_id: function_keys.get(name, role.logical_id) for name, role in iam.functions.items()}
+    out: list[Grant] = []
+    for role in iam.roles.values():
+        who = keys_by_role.get(role.logical_id, role.logical_id)
+        for policy in role.policies:
+            out.extend(_grants(who, role, policy))
+    return out
+
+
+def _grants(who: str, role: Role, policy: Policy) -> Iterable[Grant]:
+    for st in policy.statements:
+        if st.effect == "Allow":
+            for pattern in st.actions:
+                yield Grant(who, role, policy.name, st.sid, pattern, st.resources)
+
+
+def template_findings(iam: StackIam, function_keys: Mapping[str, str]) -> list[str]:
+    """Per Allow statement: every action pattern names an action; every resource fits one of the statement's
+    actions; every action (a wildcard: one of those it names) fits one of the statement's resources; an action
+    without resource types is granted on "*"."""
+    findings = []
+    keys_by_role = {role.logical_id: function_keys.get(name, role.logical_id) for name, role in iam.functions.items()}
+    for role in iam.roles.values():
+        who = keys_by_role.get(role.logical_id, role.logical_id)
+        for policy in role.policies:
+            for st in policy.statements:
+                if st.effect == "Allow" and st.actions:
+                    findings += _statement_findings(f"{who} {policy.name}/{st.sid}", st.actions, st.resources)
+    return findings
+
+
+def _statement_findings(where: str, patterns: tuple[str, ...], resources: tuple[str, ...]) -> list[str]:
+    named = {p: knowledge.actions_matching(p) for p in patterns}
+    out = [f"{where}: {p}: no such action" for p, acts in named.items() if not acts]
+    arns = [r for r in resources if r != "*"]
+    every = [a for acts in named.values() for a in acts]
+    for arn in arns:
+        if not any(_fits(a, arn) for a in every):
+            out.append(f"{where}: {arn} fits none of the statement's actions ({', '.join(patterns)})")
+    for p, acts in named.items():
+        if not acts or "*" in resources:
+            continue
+        if all(knowledge.only_star(a) for a in acts):
+            out.append(f"{where}: {p} has no resource types: it is granted on \"*\" only, not on {', '.join(arns)}")
+        elif not any(_fits(a, arn) for a in acts for arn in arns):
+            out.append(f"{where}: {p} fits none of the statement's resources ({', '.join(arns)})")
+    return out
+
+
+def _fits(action: str, arn: str) -> bool:
+    return any(knowledge.arn_fits(arn, rt.arn) for rt in knowledge.resource_types(action))
+
+
+def unused_grants(iam: StackIam, function_keys: Mapping[str, str], used: Mapping[str, Mapping[str, int]]
+                  ) -> list[str]:
+    """Function grants no recorded call used (used: role logical id -> action -> count), less UNREACHED."""
+    out = []
+    functions = set(function_keys.values())
+    for g in grants(iam, function_keys):
+        if g.function not in functions:
+            continue  # roles of services (state machine, Scheduler, Bedrock's): not functions
+        actions = used.get(g.role.logical_id, {})
+        if any(action_matches(g.pattern, a) for a in actions):
+            continue
+        if any(action_matches(p, a) and fn == g.function for (fn, p) in UNREACHED
+               for a in knowledge.actions_matching(g.pattern)):
+            continue
+        out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
+    return sorted(set(out))
