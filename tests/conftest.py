@@ -66,10 +66,12 @@ class _XdistIam:
         _RUN["collected"].update(ids)
 
 
-_RUN: dict[str, set[str]] = {"collected": set(), "passed": set()}
+_RUN: dict[str, set[str]] = {"collected": set(), "passed": set(), "files": set()}
 
 
 def pytest_configure(config):
+    # the integration test files as the session starts (files added while it runs are not its business)
+    _RUN["files"] = {f"tests/integration/{p.name}" for p in INTEGRATION.glob("test_*.py")}
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         config._mytrader_iam = _XdistIam()
         config.pluginmanager.register(config._mytrader_iam, "mytrader-iam-xdist")
@@ -84,12 +86,14 @@ def pytest_runtest_logreport(report):
         _RUN["passed"].add(report.nodeid)
 
 
-def _integration_complete() -> bool:
-    """Every integration test file ran, and every integration test collected passed: the record holds every call
-    the integration tests make (what the unused-grant check needs)."""
+def _integration_run() -> dict:
+    """Whether every integration test file ran and every integration test collected passed: then the record holds
+    every call the integration tests make (what the unused-grant check needs)."""
     ran = {n for n in _RUN["collected"] if n.startswith("tests/integration/")}
-    files = {f"tests/integration/{p.name}" for p in INTEGRATION.glob("test_*.py")}
-    return bool(ran) and {n.split("::")[0] for n in ran} >= files and ran <= _RUN["passed"]
+    missing = sorted(_RUN["files"] - {n.split("::")[0] for n in ran})
+    not_passed = sorted(ran - _RUN["passed"])
+    return {"collected": len(ran), "files_not_run": missing, "not_passed": not_passed[:20],
+            "complete": bool(ran) and not missing and not not_passed}
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -109,10 +113,10 @@ def pytest_sessionfinish(session, exitstatus):
     IAM_RECORD.parent.mkdir(parents=True, exist_ok=True)
     from mytrader_tools.embedded.iam.template import inputs_hash
 
-    complete = _integration_complete()
-    merged["unused_grants"] = _unused_grants(merged) if complete else []
-    IAM_RECORD.write_text(json.dumps({**merged, "template_inputs": inputs_hash(), "integration_complete": complete},
-                                     indent=1))
+    run = _integration_run()
+    merged["unused_grants"] = _unused_grants(merged) if run["complete"] else []
+    IAM_RECORD.write_text(json.dumps({**merged, "template_inputs": inputs_hash(), "integration_run": run,
+                                      "integration_complete": run["complete"]}, indent=1))
     bad = sum(merged["denied"].values()) + sum(merged["invalid"].values()) + len(merged["unused_grants"])
     if bad and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -53,7 +53,8 @@ class Decisions(Construct):
                                       retention_period=Duration.seconds(SCHEDULE_DLQ.retention_s),
                                       encryption=sqs.QueueEncryption.SQS_MANAGED, enforce_ssl=True)
         self.function = make_function(self, "decision_cycle", prefix=p, layer=layer, arch=settings.architecture,
-                                      env={**env, "DECISIONS_QUEUE_URL": self.queue.queue_url})
+                                      env={**env, "DECISIONS_QUEUE_URL": self.queue.queue_url},
+                                      strategy=settings.strategy_package)  # it decides with it
         self.function.configure_async_invoke(on_failure=destinations.SqsDestination(self.schedule_dlq),
                                              retry_attempts=2, max_event_age=Duration.minutes(10))
         self.schedule = scheduler.Schedule(

@@ -28,7 +28,8 @@ class Execution(Construct):
                      # the symbols entries may be opened in: the executor rejects any other (closes still run)
                      "UNIVERSE": json.dumps(settings.universe)}
         self.executor = make_function(self, "executor", prefix=p, layer=layer, arch=settings.architecture,
-                                      env={**env, **queue_env})
+                                      env={**env, **queue_env},
+                                      strategy=settings.strategy_package)  # admission: its time limit
         # Batches of 10 with partial failures; at most 5 concurrent batches: message groups (symbols) still run
         # in parallel, while the broker and the account item see a bounded request rate.
         self.executor.add_event_source(sources.SqsEventSource(

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from mytrader.config import DEFAULT_MODEL_ID, RiskLimits
 from mytrader.stack_spec import DECISION_SCHEDULE, OUTCOMES_SCHEDULE
+
+from .strategy_asset import PackagedStrategy, package_strategy
+
+REPO = Path(__file__).resolve().parents[2]  # cdk/app.py reads REPO/mytrader.toml when -c config names no file
 
 
 class DeploySettings(BaseModel):
@@ -31,6 +36,27 @@ class DeploySettings(BaseModel):
     alpaca_feed: str = Field("sip", pattern="^(sip|iex)$")
     # client_order_id prefix at Alpaca, so two stacks on one Alpaca account never collide (default: "<prefix>-")
     alpaca_order_prefix: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{0,64}$")
+    config: str = ""  # the config file (-c config=PATH): a strategy module of the user's is the file next to it
+    # the user's strategy file the functions that load it get (strategy_asset.py), set by from_context
+    _strategy: PackagedStrategy | None = PrivateAttr(None)
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(self.config).expanduser().resolve().parent if self.config else REPO
+
+    @property
+    def strategy_package(self) -> PackagedStrategy | None:
+        return self._strategy
+
+    def with_strategy_packaged(self) -> DeploySettings:
+        """These settings with the configured strategy checked for deployment and, when it is a file of the
+        user's, TRADING_JSON naming it where the functions find it (strategy_asset.py; StrategyDeployError)."""
+        if not self.trading_json:
+            return self
+        trading_json, packaged = package_strategy(self.trading_json, self.config_dir)
+        out = self.model_copy(update={"trading_json": trading_json})
+        out._strategy = packaged
+        return out
 
     @property
     def order_prefix(self) -> str:
@@ -58,4 +84,4 @@ class DeploySettings(BaseModel):
             if isinstance(value, str) and name in ("live_trading", "llm_enabled"):
                 value = value.lower() == "true"
             raw[name] = value
-        return cls.model_validate(raw)
+        return cls.model_validate(raw).with_strategy_packaged()

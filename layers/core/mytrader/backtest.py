@@ -31,7 +31,7 @@ from mytrader.market.calendar import session_open_for
 from mytrader.market.guard import BarFlags, bar_flags, collar, last_trusted_close
 from mytrader.metrics import performance
 from mytrader.models import Action, OrderSide, Position, SentimentScore
-from mytrader.portfolio import Costs, exit_on_bar, next_open
+from mytrader.portfolio import TIME_LIMIT, Costs, exit_on_bar, next_open
 from mytrader.risk import AccountState
 from mytrader.stack_spec import DECISION_MAX_AGE_S
 from mytrader.strategies import default_strategy
@@ -75,12 +75,13 @@ class SymbolState:
 
 @dataclass(frozen=True)
 class _Queued:
-    """An order the executor sent after the close: an entry sized at that close (its slot taken), or a signal
-    exit of the whole position."""
-    decision: TradeDecision
+    """An order sent after the close, filling at the next open: an entry sized at that close (its slot taken),
+    or an exit of the whole position (a signal's, or the time limit's: no decision)."""
+    decision: TradeDecision | None
     side: OrderSide
     qty: float
     exit: bool
+    reason: str = "signal"
 
 
 @dataclass
@@ -180,9 +181,11 @@ class Backtester:
         price = self.costs.fill_price(st.o[i], q.side)
         if q.exit:
             if st.position is not None:
-                run.trades.append(self._close(st, st.position, run, price, opened, "signal"))
+                run.trades.append(self._close(st, st.position, run, price, opened, q.reason))
             return
         d = q.decision
+        if d is None:  # never: an entry is queued with its decision
+            return
         fee = self.costs.fee(price, q.qty)
         st.position = Position(symbol=st.series.symbol, qty=ledger.signed(q.side, q.qty), avg_price=price,
                                opened_at=opened, decision_id=d.decision_id, stop_loss=d.stop_loss,
@@ -209,6 +212,9 @@ class Backtester:
             return
         price, reason = hit
         side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+        if reason == TIME_LIMIT:  # decided on this close: the market order fills at the next open
+            st.queued = _Queued(None, side, abs(pos.qty), exit=True, reason=reason)
+            return
         fill = self.costs.fill_price(price, side)
         run.trades.append(self._close(st, pos, run, fill, datetime.fromtimestamp(t, UTC), reason))
 
@@ -262,8 +268,9 @@ class Backtester:
         now = datetime.fromtimestamp(t, UTC) + DECIDED_AFTER_CLOSE
         pos = st.position
         if pos is not None and ledger.reduces(d.action, pos.qty):
-            side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
-            st.queued = _Queued(d, side, abs(pos.qty), exit=True)
+            if st.queued is None:  # a close already under way (the time limit) is continued, never doubled
+                side = OrderSide.SELL if pos.qty > 0 else OrderSide.BUY
+                st.queued = _Queued(d, side, abs(pos.qty), exit=True)
             return
         if pos is not None or (d.action == Action.SELL and not self.cfg.allow_short):
             return
@@ -271,16 +278,18 @@ class Backtester:
         if collar(quote, d.reference_price, self.cfg.data_guard.collar_pct):  # the executor's price collar
             run.rejections["collar"] += 1
             return
+        side = OrderSide.BUY if d.action == Action.BUY else OrderSide.SELL
         verdict = ledger.entry_verdict(self.cfg.risk, run.account, size_pct=d.position_size_pct, price=quote, now=now,
                                        opens_in_time=ledger.opens_in_time(next_open(now), d.decided_at, MAX_AGE),
-                                       kill_switch=False, decided_equity=d.sizing_equity)
+                                       kill_switch=False, decided_equity=d.sizing_equity,
+                                       fractional=ledger.sizes_fractional(self.cfg.fractional_shares, side))
         if verdict.trips_daily_loss:
             run.account = ledger.trip_daily_loss(run.account)
         if not verdict.approved:
             run.rejections[verdict.reason.split(":")[0].split(" ")[0]] += 1
             return
         run.account = ledger.reserve(run.account, now)
-        st.queued = _Queued(d, OrderSide.BUY if d.action == Action.BUY else OrderSide.SELL, verdict.qty, exit=False)
+        st.queued = _Queued(d, side, verdict.qty, exit=False)
 
     def _close(self, st: SymbolState, pos: Position, run: _Run, price: float, at: datetime,
                reason: str) -> TradeOutcome:

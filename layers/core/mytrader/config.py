@@ -69,6 +69,8 @@ class StrategyChoice(BaseModel):
 class TradingConfig(BaseModel):
     mode: Mode = Mode.CONSENSUS
     allow_short: bool = False
+    fractional_shares: bool = Field(False, description="size entries in fractions of a share (ledger.FRACTION); "
+                                                       "at Alpaca only on fractionable assets, long, day orders")
     initial_equity: float = Field(100_000.0, gt=0)
     fee_bps: float = Field(1.0, ge=0)
     slippage_bps: float = Field(2.0, ge=0)

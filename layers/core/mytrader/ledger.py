@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from mytrader.config import RiskLimits
 from mytrader.models import Action, OrderSide, Position, TradeOutcome
@@ -17,6 +18,9 @@ from mytrader.portfolio import close_outcome, cooldown_end
 from mytrader.risk import AccountState
 
 KILL_SWITCH_ON = "on"
+FRACTION = Decimal("0.000001")  # fractional sizing: quantities to a millionth of a share, rounded down
+MIN_FRACTIONAL_NOTIONAL = 1.0  # USD: the least notional of a fractional entry (Alpaca's minimum order)
+QTY_TOLERANCE = 1e-6  # shares: book and broker quantities this close are equal (the broker's own rounding)
 
 
 class Limit:
@@ -35,7 +39,8 @@ class Limit:
 
 @dataclass(frozen=True)
 class EntryVerdict:
-    """An entry's verdict: approved with a whole-share quantity, or refused naming the limit that holds."""
+    """An entry's verdict: approved with a quantity (whole shares, or a fraction with fractional sizing), or refused
+    naming the limit that holds."""
 
     approved: bool
     qty: float = 0.0
@@ -87,12 +92,13 @@ def opens_in_time(next_open: datetime | None, decided_at: datetime, max_age: tim
 
 def entry_verdict(limits: RiskLimits, account: AccountState, *, size_pct: float, price: float, now: datetime,
                   opens_in_time: bool, kill_switch: bool, symbol_busy: bool = False,
-                  decided_equity: float | None = None) -> EntryVerdict:
+                  decided_equity: float | None = None, fractional: bool = False) -> EntryVerdict:
     """Verdict for an order that opens a position, from the account as read; every refusal names its limit.
 
     Size: `size_pct` (capped at max_position_pct) of the equity the decision was sized on, never more than the
     account's book equity now or the broker's buying power (when known), the per-order notional cap, or the cash
-    available; whole shares."""
+    available; whole shares, or with `fractional` (TradingConfig.fractional_shares) that notional in millionths of
+    a share, at least MIN_FRACTIONAL_NOTIONAL of it."""
     refusal = _refusal(limits, account, now, opens_in_time, kill_switch, symbol_busy)
     if refusal is not None:
         return refusal
@@ -101,11 +107,38 @@ def entry_verdict(limits: RiskLimits, account: AccountState, *, size_pct: float,
     if account.buying_power is not None:
         equity = min(equity, max(account.buying_power, 0.0))
     notional = min(equity * pct / 100, limits.max_order_notional, max(account.cash, 0.0))
-    qty = math.floor(notional / price) if price > 0 and math.isfinite(price) else 0
-    if qty < 1:
+    qty = order_qty(notional, price, fractional)
+    sized = f"{pct:.2f}% of {equity:.0f} at {price:.2f}"
+    if fractional and (qty <= 0 or qty * price < MIN_FRACTIONAL_NOTIONAL):
         return EntryVerdict(False, limit=Limit.SIZE,
-                            reason=f"size below one share ({pct:.2f}% of {equity:.0f} at {price:.2f})")
-    return EntryVerdict(True, qty=float(qty), sizing_equity=equity)
+                            reason=f"size below the smallest fractional order of {MIN_FRACTIONAL_NOTIONAL:g} USD "
+                                   f"({sized})")
+    if qty < 1 and not fractional:
+        return EntryVerdict(False, limit=Limit.SIZE, reason=f"size below one share ({sized})")
+    return EntryVerdict(True, qty=qty, sizing_equity=equity)
+
+
+def order_qty(notional: float, price: float, fractional: bool) -> float:
+    """The quantity `notional` buys at `price`, rounded down: whole shares, or millionths of a share (FRACTION) with
+    `fractional`; 0 for a price that is not a positive number."""
+    if not (price > 0 and math.isfinite(price) and math.isfinite(notional)) or notional <= 0:
+        return 0.0
+    if not fractional:
+        return float(math.floor(notional / price))
+    try:  # on the decimal text of the ratio, so 0.3 stays 0.3 (binary floats would round it down to 0.299999)
+        return float(Decimal(repr(notional / price)).quantize(FRACTION, rounding=ROUND_DOWN))
+    except InvalidOperation:  # a ratio too large to quantize: no real order is that big
+        return float(math.floor(notional / price))
+
+
+def sizes_fractional(fractional_shares: bool, side: OrderSide) -> bool:
+    """Whether an entry on `side` is sized in fractions (TradingConfig.fractional_shares): long entries only, as no
+    broker lends a fraction of a share to sell short (Alpaca: fractional orders are long only)."""
+    return fractional_shares and side == OrderSide.BUY
+
+
+def whole_shares(qty: float) -> bool:
+    return abs(qty - round(qty)) <= 1e-9
 
 
 def _refusal(limits: RiskLimits, account: AccountState, now: datetime, in_time: bool, kill_switch: bool,

@@ -21,6 +21,9 @@ class Costs:
         return round(price * qty * self.fee_bps / 10_000, 6)
 
 
+TIME_LIMIT = "time_limit"
+
+
 def exit_on_bar(pos: Position, o: float, h: float, lo: float, c: float) -> tuple[float, str] | None:
     """Stop-loss, take-profit or time limit on a bar after entry. Stops win ties (conservative); a gap
     through a level exits at the open."""
@@ -43,7 +46,7 @@ def exit_on_bar(pos: Position, o: float, h: float, lo: float, c: float) -> tuple
         if pos.take_profit is not None and lo <= pos.take_profit:
             return pos.take_profit, "take_profit"
     if pos.bars_held + 1 >= pos.time_limit_bars:
-        return c, "time_limit"
+        return c, TIME_LIMIT  # decided on the close; the market order fills at the next open (both drivers)
     return None
 
 

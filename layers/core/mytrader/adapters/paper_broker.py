@@ -7,6 +7,9 @@ applied, `filled_at` the open — the first time anyone asks for it at or after 
 then kept in the book. A close at a stop or target level (`fill_price`) fills at that level at once: the price a
 resting stop order would have got during the bar (or at the open when the bar gapped through it), which outcomes
 computes from the bar. The paper broker keeps no resting orders itself (no bracket legs).
+
+Any quantity fills as asked, fractions of a share included (TradingConfig.fractional_shares: the executor sizes
+them by ledger.entry_verdict, as the backtester does), so the two agree fill by fill.
 """
 from __future__ import annotations
 

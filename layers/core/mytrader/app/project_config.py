@@ -117,6 +117,9 @@ class ProjectConfig(_Section):
                                    description="symbols the deployed bot trades (entries in others are refused)")
     mode: Mode = Field(_TRADING["mode"].default, description="baseline | consensus | override | advisory")
     allow_short: bool = Field(_TRADING["allow_short"].default, description="open short positions on SELL")
+    fractional_shares: bool = Field(_TRADING["fractional_shares"].default,
+                                    description="size entries in millionths of a share (Alpaca: fractionable "
+                                                "assets, long entries only)")
     strategy: StrategyChoice = StrategyChoice()
     llm: LlmSection = LlmSection()
     risk: RiskLimits = RiskLimits()
@@ -149,6 +152,7 @@ class ProjectConfig(_Section):
                                   response_mode=self.response_mode(model), daily_token_budget=llm.daily_token_budget,
                                   anonymise=llm.anonymise)
         return TradingConfig(mode=mode or self.mode, allow_short=self.allow_short,
+                             fractional_shares=self.fractional_shares,
                              initial_equity=self.backtest.capital, fee_bps=self.backtest.fee_bps,
                              slippage_bps=self.backtest.slippage_bps, risk=self.risk, advisor=advisor,
                              strategy=self.strategy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -36,9 +37,8 @@ def strategy_class(spec: str) -> type[Strategy]:
     spec = ALIASES.get(spec.strip(), spec.strip())
     if spec in BUILTINS:
         return BUILTINS[spec]
-    path, _, cls_name = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
-    path = path or spec
-    if path.endswith(".py") or "/" in path or "\\" in path:
+    path, cls_name = split_spec(spec)
+    if names_file(path):
         module = _import_file(Path(path))
         return check_class(_pick(module, cls_name, path), spec)
     if cls_name:
@@ -49,6 +49,21 @@ def strategy_class(spec: str) -> type[Strategy]:
         return check_class(_pick(module, cls_name, path), spec)
     raise StrategyError(f"unknown strategy {spec!r}: not a bundled one ({', '.join(sorted(BUILTINS))}), "
                         f"a .py file or package.module:ClassName")
+
+
+def is_builtin(spec: str) -> bool:
+    return ALIASES.get(spec.strip(), spec.strip()) in BUILTINS
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """(file or module, class name or '') of a spec that is not a bundled name."""
+    path, _, cls_name = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+    return path or spec, cls_name
+
+
+def names_file(path: str) -> bool:
+    """A file path (`x.py`, `dir/x`), not a module name."""
+    return path.endswith(".py") or "/" in path or "\\" in path
 
 
 def check_class(cls: object, spec: str) -> type[Strategy]:
@@ -87,7 +102,7 @@ def validate_strategy(strategy: Strategy) -> None:
 
 
 def _import_file(path: Path) -> ModuleType:
-    path = path.expanduser().resolve()
+    path = _located(path)
     if not path.is_file():
         raise StrategyError(f"strategy file {path} not found")
     source = path.read_bytes()
@@ -105,6 +120,16 @@ def _import_file(path: Path) -> ModuleType:
         del sys.modules[name]
         raise StrategyError(f"strategy file {path.name} failed to import: {type(exc).__name__}: {exc}"[:300]) from exc
     return module
+
+
+def _located(path: Path) -> Path:
+    """A relative path is the current folder's, or in a Lambda function its code folder's (LAMBDA_TASK_ROOT) when
+    the file is there: where the CDK app packages a strategy file (cdk/mytrader_infra/strategy_asset.py)."""
+    path = path.expanduser()
+    root = os.environ.get("LAMBDA_TASK_ROOT")
+    if root and not path.is_absolute() and (Path(root) / path).is_file():
+        path = Path(root) / path
+    return path.resolve()
 
 
 def _pick(module: ModuleType, cls_name: str, where: str) -> object:

@@ -5,10 +5,11 @@ The message is a pointer; the executor loads the PENDING record the decision cyc
 is refused; a message with no record is kept as an orphan, never executed).
 
 Timing (the same in the backtester, the replay and a deployment):
-  - the outcomes run goes once a day a few minutes after the close (stack_spec.OUTCOMES_SCHEDULE, 16:05 New York):
+  - the outcomes run goes once a day after the close (stack_spec.OUTCOMES_SCHEDULE, 16:20 New York; the replay runs
+    it 5 minutes and the decisions 10 minutes after the close: any time between the close and the next open is alike):
     it first reconciles what the broker filled since the last run (entries and closes queued the day before fill
     at today's open), then checks the held positions against today's completed bar;
-  - the decision cycle follows (stack_spec.DECISION_SCHEDULE, 16:10): it decides on completed daily bars only
+  - the decision cycle follows (stack_spec.DECISION_SCHEDULE, 16:25): it decides on completed daily bars only
     (a bar is stamped at its session's close; an early close is simply earlier) and sends its decisions in symbol
     order;
   - the executor acts on each at once: an entry is sized and risk-checked at the quote it has now (after the close:
@@ -255,7 +256,8 @@ def _reserve(decision: TradeDecision, side: OrderSide, quote: float, now: dateti
             return ExecutionResult(decision_id=decision.decision_id, result=ExecutionOutcome.IN_PROGRESS_ELSEWHERE)
         verdict = ledger.entry_verdict(limits, account, size_pct=decision.position_size_pct, price=quote, now=now,
                                        opens_in_time=in_time, kill_switch=account.kill_switch,
-                                       symbol_busy=owner is not None, decided_equity=decision.sizing_equity)
+                                       symbol_busy=owner is not None, decided_equity=decision.sizing_equity,
+                                       fractional=ledger.sizes_fractional(deps.cfg.fractional_shares, side))
         if verdict.trips_daily_loss:
             tl.trip_daily_loss(account.day)
         if not verdict.approved:

@@ -18,7 +18,7 @@ from mytrader.adapters.tradelog import TradeLog
 from mytrader.broker import BROKER_DONE, BrokerError, BrokerErrorKind, BrokerOrder
 from mytrader.errors import DataQualityError
 from mytrader.models import DecisionStatus, Fill, OrderSide, Position
-from mytrader.portfolio import exit_on_bar
+from mytrader.portfolio import TIME_LIMIT, exit_on_bar
 from mytrader.ports import reports_account, reports_positions
 from mytrader.usecases import response_of
 from mytrader.usecases.dead_letters import mark_dead_letters
@@ -215,8 +215,7 @@ def _check_exit(row: Row, now: datetime, deps: ExecDeps, market: BarSource, run:
             run.held += 1
             return
         price, reason = hit
-        run.closed_one(close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=price, quote=price,
-                                      exit_ts=s.time(i)))
+        _close_hit(pos, now, price, reason, deps, run, exit_ts=s.time(i))
     except Exception as exc:
         log.exception("outcome check failed for %s", pos.symbol)
         run.failed(pos.symbol, exc)
@@ -261,7 +260,19 @@ def _check_on_quote(pos: Position, check: Position, now: datetime, deps: ExecDep
         return
     _, reason = hit
     log.warning("%s closed on the broker's quote %s (%s): %s", pos.symbol, quote, reason, why)
-    run.closed_one(close_position(pos, f"{pos.decision_id}-x", now, reason, deps, fill_price=quote, quote=quote))
+    _close_hit(pos, now, quote, reason, deps, run)
+
+
+def _close_hit(pos: Position, now: datetime, price: float, reason: str, deps: ExecDeps, run: _Run,
+               exit_ts: datetime | None = None) -> None:
+    """A stop or target filled during the bar at its level (a resting order's fill: the backtester's too). A time
+    limit is decided on the bar's close, after it: a market order the broker queues for the next open, as a
+    signal exit is (the backtester queues it the same way)."""
+    coid = f"{pos.decision_id}-x"
+    if reason == TIME_LIMIT:
+        run.closed_one(close_position(pos, coid, now, reason, deps, quote=price))
+        return
+    run.closed_one(close_position(pos, coid, now, reason, deps, fill_price=price, quote=price, exit_ts=exit_ts))
 
 
 def _unchecked(pos: Position, run: _Run, why: str) -> None:
@@ -320,7 +331,8 @@ def _resend_stuck(tl: TradeLog, queue: DecisionQueue, cutoff: str) -> int:
 def position_mismatches(tl: TradeLog, broker: PositionReporter) -> list[PositionMismatch]:
     """Symbols where the broker's quantity is not the book's plus some part of what the working orders have left
     (an entry awaiting fills may have bought up to its unbooked rest; a close under way may have sold up to the
-    whole position): a trade made outside MyTrader, or a lost fill."""
+    whole position): a trade made outside MyTrader, or a lost fill. Quantities within ledger.QTY_TOLERANCE are
+    equal (a broker's rounding of fractional shares)."""
     held = broker.positions()
     book: dict[str, float] = {}
     working: dict[str, float] = {}
@@ -337,7 +349,7 @@ def position_mismatches(tl: TradeLog, broker: PositionReporter) -> list[Position
     out = []
     for sym in sorted(set(book) | set(held) | set(working)):
         b, w, h = book.get(sym, 0.0), working.get(sym, 0.0), held.get(sym, 0.0)
-        if not min(b, b + w) - 1e-9 <= h <= max(b, b + w) + 1e-9:
+        if not min(b, b + w) - ledger.QTY_TOLERANCE <= h <= max(b, b + w) + ledger.QTY_TOLERANCE:
             out.append(PositionMismatch(symbol=sym, book=b, broker=h, working=w))
     return out
 

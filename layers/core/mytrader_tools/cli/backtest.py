@@ -15,6 +15,7 @@ from mytrader_tools.cli._console import progress_bar as _progress
 from mytrader_tools.cli._errors import UserError
 from mytrader_tools.cli._outputs import check_output_file
 from mytrader_tools.cli._prices import SYMBOL_RULE, load_prices, price_files
+from mytrader_tools.cli._strategy_choice import STRATEGY, checked_strategy, choose_strategy, strategy_text
 from mytrader_tools.report import metric_text
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from mytrader.config import TradingConfig
     from mytrader.market.series import BarSeries
     from mytrader.sentiment.context import NewsContext
+    from mytrader.strategies import Strategy
 
 ALL_MODES = ["baseline", "consensus", "override", "advisory"]
 LOCAL_LABEL = "local advisor model (deterministic, not an LLM); cost estimated at Claude Haiku 4.5 prices"
@@ -103,15 +105,21 @@ def backtest(
                                           help="look-ahead-safe prompts: no symbol, no dates (config llm.anonymise)"),
     allow_short: bool | None = typer.Option(None, "--allow-short/--no-allow-short", show_default=False,
                                             metavar="", help="open short positions (config allow_short)"),
+    strategy: str | None = STRATEGY,
+    fractional: bool | None = typer.Option(None, "--fractional/--no-fractional", show_default=False, metavar="",
+                                           help="size in fractions of a share (config fractional_shares)"),
 ) -> None:
     """Replay history through the decision code: each mode and buy-and-hold, side by side."""
     cfg, source = load(config, [
         Override("backtest.capital", cash, "--cash"), Override("backtest.fee_bps", fee_bps, "--fee-bps"),
         Override("backtest.slippage_bps", slippage_bps, "--slippage-bps"), Override("backtest.start", start, "--start"),
         Override("backtest.end", end, "--end"), Override("backtest.advisor", advisor, "--advisor"),
-        Override("llm.anonymise", anonymise, "--anonymise"), Override("allow_short", allow_short, "--allow-short")])
+        Override("llm.anonymise", anonymise, "--anonymise"), Override("allow_short", allow_short, "--allow-short"),
+        Override("fractional_shares", fractional, "--fractional")])
+    cfg = choose_strategy(cfg, strategy)
     modes = _modes(mode, cfg, source, advisor_given=advisor is not None)
     base = cfg.trading_config()
+    chosen = checked_strategy(cfg)  # a strategy that does not load: one line, before any work
     outputs = [(p, opt, ex) for p, opt, ex in ((json_out, "--json", "backtest.json"),
                                                (report, "--report", "report.html")) if p is not None]
     for path, option, example in outputs:
@@ -131,7 +139,7 @@ def backtest(
     label = LOCAL_LABEL if kind == "local" else f"Amazon Bedrock {cfg.llm.model_id}"
     if not asks_llm:
         label = "none: the strategy alone" + (" (llm.enabled = false)" if not cfg.llm.enabled else "")
-    _header(cfg, source, files, series, base, label, modes)
+    _header(cfg, source, files, series, base, label, modes, chosen)
     results, costs = _run(series, modes, base, kind, news_ctx, client)
     print_runs(results)
     if asks_llm:
@@ -140,6 +148,8 @@ def backtest(
     meta = {"advisor": label, "symbols": sorted(series), "config_version": base.version, "config": source,
             "news": str(news) if news_ctx else None, "capital": base.initial_equity, "fee_bps": base.fee_bps,
             "slippage_bps": base.slippage_bps, "start": _iso(cfg.backtest.start), "end": _iso(cfg.backtest.end),
+            "strategy": chosen.label, "strategy_fingerprint": chosen.fingerprint(),
+            "fractional_shares": base.fractional_shares,
             "billed_usd": round(costs.billed_usd(), 6)}
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +181,7 @@ def _modes(mode: str, cfg: ProjectConfig, source: str, advisor_given: bool) -> l
 
 
 def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str, BarSeries], base: TradingConfig,
-            label: str, modes: list[str]) -> None:
+            label: str, modes: list[str], chosen: Strategy) -> None:
     console.print("[bold]MyTrader backtest[/bold]")
     rows = [("config", f"{source} (version {base.version}, part of every decision id)")]
     for f in files:
@@ -179,7 +189,9 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
         rows.append(("data", f"{f.symbol} from {f.path}: {len(s):,} bars, {s.time(0).date()} to "
                              f"{s.time(len(s) - 1).date()} (the first {base.warmup_bars} warm up the indicators)"))
     rows += [("account", f"capital {base.initial_equity:,.0f} USD, fee {base.fee_bps:g} bp and slippage "
-                         f"{base.slippage_bps:g} bp per fill" + (", shorts allowed" if base.allow_short else "")),
+                         f"{base.slippage_bps:g} bp per fill" + (", shorts allowed" if base.allow_short else "")
+                         + (", fractional shares" if base.fractional_shares else "")),
+             ("strategy", strategy_text(cfg, chosen)),
              ("advisor", label), ("runs", ", ".join(modes) + ", buy_and_hold")]
     for name, text in rows:
         console.print(f"  {name:<8} {text}", highlight=False, soft_wrap=True)

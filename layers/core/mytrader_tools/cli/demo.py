@@ -13,6 +13,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from rich.table import Table
 from mytrader_tools.cli._config import CONFIG, load
 from mytrader_tools.cli._console import console
 from mytrader_tools.cli._console import progress_bar as _progress
+from mytrader_tools.cli._errors import UserError
 from mytrader_tools.cli._outputs import check_output_dir
+from mytrader_tools.cli._strategy_choice import STRATEGY, checked_strategy, choose_strategy, strategy_text
 from mytrader_tools.report import metric_text
 
 STAGES = {"replay": "replay: the pipeline's handlers, session by session",
@@ -39,21 +42,31 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", metavar="DIR",
          config: Path | None = CONFIG,
          serve: bool = typer.Option(False, "--serve", metavar="",
                                     help="then keep the embedded AWS running for `mytrader ops --endpoint-url URL ...` "
-                                         "until Ctrl-C")) -> None:
+                                         "until Ctrl-C"),
+         strategy: str | None = STRATEGY,
+         start: str | None = typer.Option(None, "--start", metavar="YYYY-MM-DD", show_default=False,
+                                          help="first session replayed (default 2011-01-03)"),
+         end: str | None = typer.Option(None, "--end", metavar="YYYY-MM-DD", show_default=False,
+                                        help="last session replayed (default 2012-12-31)")) -> None:
     """The serverless pipeline end to end on an embedded AWS (no account needed): replay, report, summary."""
-    from mytrader_tools.embedded.demo import DEMO_END, DEMO_FILES, DEMO_START, run_demo
+    from mytrader_tools.embedded.demo import DEMO_FILES, run_demo
 
     cfg, source = load(config)
+    cfg = choose_strategy(cfg, strategy)
+    chosen = checked_strategy(cfg)  # a strategy that does not load: one line, before the embedded AWS starts
+    first, last = demo_window(start, end)
     check_output_dir(out, "--out")
     with_finetune = finetune and cfg.llm.enabled
     llm = ("the local advisor model stands in for Bedrock (deterministic, not an LLM)" if cfg.llm.enabled
            else "llm.enabled = false: the strategy alone, no Bedrock or Comprehend call, no fine-tuning")
     console.print("[bold]MyTrader demo[/bold]: the serverless pipeline on an embedded AWS (moto + local services)")
     for name, text in (("config", f"{source}: mode {cfg.effective_mode.value}; {llm}"),
-                       ("data", f"{' and '.join(DEMO_FILES)} daily bars, {DEMO_START} to {DEMO_END} (the demo's own; "
+                       ("data", f"{' and '.join(DEMO_FILES)} daily bars, {first} to {last} (the demo's own; "
                                 "the config's universe is for deploys)"),
+                       ("strategy", strategy_text(cfg, chosen)),
                        ("account", f"capital {cfg.backtest.capital:,.0f} USD, fee {cfg.backtest.fee_bps:g} bp and "
-                                   f"slippage {cfg.backtest.slippage_bps:g} bp per fill"),
+                                   f"slippage {cfg.backtest.slippage_bps:g} bp per fill"
+                                   + (", fractional shares" if cfg.fractional_shares else "")),
                        ("output", f"{out}: summary.json, report.html, {HANDLER_LOG} (the functions' own output)")):
         console.print(f"  {name:<8} {text}", highlight=False, soft_wrap=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -73,12 +86,34 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", metavar="DIR",
                 pass
 
         summary = run_demo(out, progress=stages.progress, with_finetune=with_finetune, stage=stages.start,
-                           config=cfg, serve=keep_serving if serve else None)
+                           config=cfg, serve=keep_serving if serve else None, start=first, end=last)
         stages.start(None)
     if not serve:
         _print_summary(summary, console)
     console.print(f"terminal states: {summary['terminal_states']}")
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
+
+
+def demo_window(start: str | None, end: str | None) -> tuple[date, date]:
+    """The sessions to replay: --start and --end (YYYY-MM-DD) inside the demo's data, else its two years."""
+    from mytrader_tools.embedded.demo import DEMO_END, DEMO_START, WINDOW_FIRST, WINDOW_LAST
+
+    first, last = _day(start, "--start", DEMO_START), _day(end, "--end", DEMO_END)
+    if first > last:
+        raise UserError(f"--start {first} is after --end {last}")
+    if first < WINDOW_FIRST or last > WINDOW_LAST:
+        raise UserError(f"the demo's data replays between {WINDOW_FIRST} and {WINDOW_LAST}: "
+                        f"{first} to {last} is outside it")
+    return first, last
+
+
+def _day(text: str | None, option: str, default: date) -> date:
+    if text is None:
+        return default
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r}: write a date as YYYY-MM-DD") from None
 
 
 class _Stages:
@@ -161,6 +196,7 @@ def _print_summary(summary: dict[str, Any], on: Console) -> None:
     m = summary["metrics"]
     for key in ("total_return", "sharpe", "max_drawdown", "win_rate", "trades"):
         table.add_row(f"metrics.{key}", metric_text(key, m[key]))
+    table.add_row("strategy", str(summary["strategy"]))
     table.add_row("parity with backtest", str(summary["parity"]["equal"]))
     if "finetune" in summary:
         ft = summary["finetune"]

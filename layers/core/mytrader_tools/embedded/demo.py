@@ -1,5 +1,6 @@
 """`mytrader demo`: the whole serverless system on the embedded AWS, two symbols of real daily data over
-two years, then the same data through the backtester for a trade-by-trade parity check."""
+two years (or the window asked for), then the same data through the backtester for a trade-by-trade parity check.
+The config's strategy decides in both: the pipeline's functions load it from their environment (TRADING_JSON)."""
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ from mytrader.adapters.tradelog import TradeLog
 from mytrader.backtest import Backtester, BacktestResult, prepare
 from mytrader.config import LOCAL_MODEL_ID, TradingConfig
 from mytrader.engine import DecisionEngine
+from mytrader.ledger import whole_shares
 from mytrader.market.calendar import nyse
 from mytrader.market.sources import parse_price_csv
 from mytrader.metrics import performance
@@ -24,6 +26,8 @@ if TYPE_CHECKING:
 DATA = Path(__file__).resolve().parent / "data"
 DEMO_FILES = {"NVDA": DATA / "nvda-daily-1999-2014.csv", "ORCL": DATA / "orcl-daily-1995-2014.csv"}
 DEMO_START, DEMO_END = date(2011, 1, 3), date(2012, 12, 31)
+WINDOW_FIRST, WINDOW_LAST = date(1999, 7, 1), date(2014, 12, 30)  # a window of the demo's data with a warm-up before
+# it and a next session after it (the last orders fill there)
 LABEL = "local advisor model (deterministic, not an LLM) on an embedded AWS (moto + local services)"
 
 
@@ -42,7 +46,8 @@ def equity_probe(tl: TradeLog, series):
     return probe
 
 
-def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestResult]:
+def summarise(stack, res, series, cfg: TradingConfig, start: date = DEMO_START,
+              end: date = DEMO_END) -> tuple[dict, BacktestResult]:
     from mytrader.adapters.paper_broker import PaperBroker
     from mytrader.portfolio import Costs
 
@@ -54,13 +59,16 @@ def summarise(stack, res, series, cfg: TradingConfig) -> tuple[dict, BacktestRes
     per_coid = Counter(o.client_order_id for o in ledger)
     outcomes = sorted(tl.outcomes(), key=lambda o: (o.exit_ts, o.symbol))
     fills = tl.fills()
-    llm_decisions = _llm_decisions(tl, res.symbols)
+    llm_decisions, versions = _recorded_decisions(tl, res.symbols)
+    engine = DecisionEngine(cfg, None)
     scored = _scored(llm_decisions, series)  # the backtester's definition: advice vs the hindsight label
     metrics = performance([e for _, e in res.equity], outcomes, cfg.initial_equity, exposure=0.0, llm_scored=scored,
                           llm_calls=res.llm_calls, cost_usd=res.cost_usd)
     metrics["exposure"] = None  # not tracked per bar by the pipeline driver
     summary = {
-        "emulation": LABEL, "symbols": res.symbols, "start": DEMO_START.isoformat(), "end": DEMO_END.isoformat(),
+        "emulation": LABEL, "symbols": res.symbols, "start": start.isoformat(), "end": end.isoformat(),
+        "strategy": engine.strategy.label, "strategy_fingerprint": engine.strategy.fingerprint(),
+        "config_version": engine.version, "decision_config_versions": versions,
         "ticks": res.ticks, "decisions": decisions, "expected_decisions": res.expected_decisions,
         "llm_calls": res.llm_calls, "fallbacks": res.fallbacks, "input_tokens": res.input_tokens,
         "output_tokens": res.output_tokens, "orders": len(ledger), "fills": len(fills),
@@ -90,14 +98,19 @@ def _scored(decisions: list[TradeDecision], series) -> list[tuple[float, bool]]:
     return out
 
 
-def _llm_decisions(tl: TradeLog, symbols) -> list[TradeDecision]:
-    out = []
+def _recorded_decisions(tl: TradeLog, symbols) -> tuple[list[TradeDecision], list[str]]:
+    """The decisions that asked the advisor, and the config versions of every recorded decision (the engine's:
+    the config's hash with the strategy's fingerprint)."""
+    out, versions = [], set()
     for sym in symbols:
         for row in tl.decisions_of(sym):
-            if "doc" in row and row.get("model_id"):
+            if "doc" not in row:
+                continue
+            versions.add(json.loads(row["doc"]).get("config_version"))
+            if row.get("model_id"):
                 out.append(TradeDecision.model_validate_json(row["doc"]).model_copy(
                     update={"status": DecisionStatus(row["status"])}))
-    return sorted(out, key=lambda d: d.bar_ts)
+    return sorted(out, key=lambda d: d.bar_ts), sorted(v for v in versions if v)
 
 
 def fills_of_trades(trades) -> list[tuple]:
@@ -110,19 +123,21 @@ def fills_of_trades(trades) -> list[tuple]:
     return sorted(out)
 
 
-def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, BacktestResult]:
-    """The backtester on the same data and settings; its fills must equal the trade log's, one by one."""
-    cal = nyse()
-    cut = cal.session_close(final_day)
-    states = {sym: prepare(s.upto(cut)) for sym, s in series.items()}
+def parity(stack, series, cfg: TradingConfig, final_day: date,
+           first_day: date = DEMO_START) -> tuple[dict, BacktestResult]:
+    """The backtester on the same data and settings (the same strategy); its fills must equal the trade log's, one
+    by one."""
     from mytrader.advisor.llm import LlmAdvisor
     from mytrader.advisor.local_model import LocalAdvisorModel
 
-    bt = Backtester(cfg, DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor)),
-                    trade_from=cal.session_close(DEMO_START))
+    cal = nyse()
+    cut = cal.session_close(final_day)
+    engine = DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor))
+    states = {sym: prepare(s.upto(cut), engine.strategy) for sym, s in series.items()}
+    bt = Backtester(cfg, engine, trade_from=cal.session_close(first_day))
     result = bt.run(states)
     # the backtest's curve and figures over the demo's window only (it computed features from 1995 on)
-    start = cal.session_close(DEMO_START)
+    start = cal.session_close(first_day)
     window = [(t, e) for t, e in result.equity if t >= start]
     result.equity = window
     stats = {k: v for k, v in result.metrics.items() if k.startswith("llm_") or k == "rejected_by_risk"}
@@ -137,8 +152,9 @@ def parity(stack, series, cfg: TradingConfig, final_day: date) -> tuple[dict, Ba
     backtest = fills_of_trades(result.trades)
     pairs = zip(pipeline, backtest, strict=False)
     first_diff = next(({"pipeline": list(a), "backtest": list(b)} for a, b in pairs if a != b), None)
+    fractions = sum(1 for f in pipeline if not whole_shares(f[3]))
     return {"equal": pipeline == backtest, "pipeline_fills": len(pipeline), "backtest_fills": len(backtest),
-            "first_difference": first_diff}, result
+            "fractional_fills": fractions, "first_difference": first_diff}, result
 
 
 def demo_config(mode: str = "consensus", env: dict[str, str] | None = None) -> TradingConfig:
@@ -150,9 +166,10 @@ def demo_config(mode: str = "consensus", env: dict[str, str] | None = None) -> T
 
 
 def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=None,
-             config: ProjectConfig | None = None, serve=None) -> dict:
+             config: ProjectConfig | None = None, serve=None, start: date = DEMO_START, end: date = DEMO_END) -> dict:
     """`stage(name)` is called as each phase starts: replay, parity, fine-tuning. `config`: the project's config
-    file (mode, llm.enabled, risk, capital, fees, advisor settings); the data and the local model stay the demo's.
+    file (mode, llm.enabled, strategy, risk, capital, fees, advisor settings); the data and the local model stay
+    the demo's. `start`..`end`: the sessions replayed (inside WINDOW_FIRST..WINDOW_LAST).
     `serve(url, summary)`, when given, runs before the embedded AWS stops (`mytrader demo --serve`)."""
     from mytrader_tools.embedded.endpoint import EmbeddedAws
     from mytrader_tools.embedded.replay import replay
@@ -172,11 +189,11 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=Non
         marks.append(("stack", time.perf_counter()))
         tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
         _stage(stage, "replay")
-        res = replay(stack, series, DEMO_START, DEMO_END, progress=progress, after_tick=equity_probe(tl, series))
+        res = replay(stack, series, start, end, progress=progress, after_tick=equity_probe(tl, series))
         marks.append(("replay", time.perf_counter()))
         _stage(stage, "parity")
-        summary, demo_result = summarise(stack, res, series, cfg)
-        summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series))
+        summary, demo_result = summarise(stack, res, series, cfg, start, end)
+        summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series, start, end), start)
         marks.append(("summary_and_parity", time.perf_counter()))
         if with_finetune:
             from mytrader_tools.embedded.learning import run_finetune_demo
@@ -191,7 +208,8 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=Non
     (out_dir / "report.html").write_text(render_report(
         {"demo": demo_result, "backtest (same code)": bt_result},
         "MyTrader demo: the serverless pipeline on an embedded AWS",
-        LABEL, notes=[f"Replay {DEMO_START} to {DEMO_END}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}.",
+        LABEL, notes=[f"Replay {start} to {end}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}, "
+                      f"strategy {summary['strategy']}.",
                       f"Parity with the backtester: {summary['parity']['equal']} "
                       f"({summary['parity']['pipeline_fills']} fills)."]))
     return summary
@@ -202,8 +220,8 @@ def _stage(stage, name: str) -> None:
         stage(name)
 
 
-def _last_day(series) -> date:
+def _last_day(series, start: date = DEMO_START, end: date = DEMO_END) -> date:
     from mytrader_tools.embedded.replay import session_days
 
-    days = session_days(series, DEMO_START, DEMO_END)
+    days = session_days(series, start, end)
     return nyse().next_session(days[-1])

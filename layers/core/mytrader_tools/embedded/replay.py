@@ -18,8 +18,11 @@ from mytrader.market.calendar import nyse
 from mytrader.market.series import BarSeries
 from mytrader_tools.embedded.event_source import DrainStats, drain
 
-OUTCOMES_AFTER_CLOSE = timedelta(minutes=5)  # stack_spec.OUTCOMES_SCHEDULE: 16:05 New York on a regular day
-DECISIONS_AFTER_CLOSE = DECIDED_AFTER_CLOSE  # stack_spec.DECISION_SCHEDULE: 16:10, the backtester's executor clock
+# The deployed schedules run at 16:20 and 16:25 New York (stack_spec.OUTCOMES_SCHEDULE, DECISION_SCHEDULE); the
+# replay runs sooner after the close, on the backtester's executor clock: the same steps in the same order, between the
+# close and the next open (tests/integration/test_alpaca_parity.py runs a day at the scheduled times)
+OUTCOMES_AFTER_CLOSE = timedelta(minutes=5)
+DECISIONS_AFTER_CLOSE = DECIDED_AFTER_CLOSE
 
 
 @dataclass

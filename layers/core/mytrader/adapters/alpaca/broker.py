@@ -14,7 +14,14 @@ from urllib.parse import quote
 
 from mytrader.adapters.alpaca.account import parse_account, parse_clock, parse_fee
 from mytrader.adapters.alpaca.errors import DUPLICATE_CLIENT_ORDER_ID, broker_error, unavailable_error
-from mytrader.adapters.alpaca.orders import MAX_CLIENT_ORDER_ID, order_body, parse_order, wire_client_order_id
+from mytrader.adapters.alpaca.orders import (
+    MAX_CLIENT_ORDER_ID,
+    needs_fractionable,
+    order_body,
+    parse_order,
+    sendable,
+    wire_client_order_id,
+)
 from mytrader.adapters.alpaca.retry import AlpacaHttp, AlpacaUnavailable, RetryPolicy
 from mytrader.adapters.alpaca.session import TRADING_URL, alpaca_session
 from mytrader.adapters.alpaca.times import rfc3339
@@ -27,6 +34,7 @@ if TYPE_CHECKING:
 
 FEE_PAGE_SIZE = 100  # Alpaca's largest activities page
 MAX_FEE_PAGES = 50
+_FRACTIONABLE: dict[tuple[str, str], bool] = {}  # (trading URL, symbol) -> Alpaca's flag, asked once per container
 
 
 class AlpacaBroker:
@@ -49,7 +57,9 @@ class AlpacaBroker:
     def submit(self, order: Order, quote: float, fill_price: float | None = None,
                exits: ExitLegs | None = None) -> BrokerOrder:
         """A market order (a bracket/oto with `exits`). `quote` and `fill_price` are the paper broker's; Alpaca
-        prices the order itself."""
+        prices the order itself. A fractional quantity goes as Alpaca takes it (orders.sendable): the answer's
+        `qty` is what was sent."""
+        order, exits = sendable(order, exits, needs_fractionable(order) and self.fractionable(order.symbol))
         body = order_body(order, wire_client_order_id(self.prefix, order.client_order_id), exits)
         resp = self._call("POST", "/v2/orders", json=body)
         if resp.status_code == 422 and DUPLICATE_CLIENT_ORDER_ID in resp.text:
@@ -121,6 +131,21 @@ class AlpacaBroker:
         if resp.status_code >= 400:
             raise broker_error(resp, f"lookup of order {broker_order_id}")
         return self._json(resp)
+
+    def fractionable(self, symbol: str) -> bool:
+        """Alpaca's `fractionable` flag of the asset (GET /v2/assets/{symbol}; an unknown asset is not), asked once
+        per container. An answer that cannot be read raises BrokerError: no fractional order on a guess."""
+        key = (self._api.base_url, symbol)
+        if key not in _FRACTIONABLE:
+            resp = self._call("GET", f"/v2/assets/{quote(symbol, safe='')}")
+            if resp.status_code == 404:
+                _FRACTIONABLE[key] = False
+            elif resp.status_code >= 400:
+                raise broker_error(resp, f"asset {symbol}")
+            else:
+                raw = self._json(resp)
+                _FRACTIONABLE[key] = isinstance(raw, dict) and raw.get("fractionable") is True
+        return _FRACTIONABLE[key]
 
     # -- holdings and the account ----------------------------------------------------------------------
     def positions(self) -> dict[str, float]:

@@ -5,6 +5,12 @@ queues it — status `accepted` — and it fills at the next open; unfilled at t
 is a `bracket` (stop and target) or `oto` (one of them) whose legs rest at Alpaca as `gtc` orders, so they
 outlive the entry's day; their prices are put on the tick (mytrader.market.ticks) before they are sent.
 
+Fractional quantities (TradingConfig.fractional_shares): Alpaca takes a fraction of a share only in a simple `day`
+market order, of an asset it marks `fractionable`, and never to open a short. `sendable` applies that: a long entry
+in a fractionable asset goes as its fraction without legs (its stop and target then stay with MyTrader's outcomes
+run, which checks every position without resting legs against each bar), a close goes as it is (it sells what is
+held), and any other entry goes as its whole shares (with its legs), or is refused (INVALID) when less than one.
+
 Client order ids carry the deployment's prefix on the wire (two stacks on one Alpaca account then never
 collide); Alpaca takes at most 128 characters. Parsing strips the prefix, so BrokerOrder.client_order_id is
 MyTrader's id.
@@ -16,11 +22,13 @@ done_for_day, rejected, pending_cancel, ...). A leg is named by its type: a stop
 """
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
 from mytrader.adapters.alpaca.times import parse_optional_time
 from mytrader.broker import BrokerError, BrokerErrorKind, BrokerOrder, ExitLegs
+from mytrader.ledger import whole_shares
 from mytrader.market.ticks import price_text
 from mytrader.models import Order, OrderSide
 
@@ -42,6 +50,26 @@ def qty_text(qty: float) -> str:
     """A quantity as decimal text: whole shares as "5", fractions as "0.5"."""
     text = format(Decimal(repr(float(qty))).normalize(), "f")
     return text
+
+
+def needs_fractionable(order: Order) -> bool:
+    """Whether sending `order` depends on the asset being fractionable: a long entry for a fraction of a share."""
+    return not whole_shares(order.qty) and not order.reduce_only and order.side == OrderSide.BUY
+
+
+def sendable(order: Order, exits: ExitLegs | None, fractionable: bool) -> tuple[Order, ExitLegs | None]:
+    """The order and legs Alpaca takes for `order` (see the module docstring). `fractionable`: the asset's flag
+    (asked only when `needs_fractionable(order)`)."""
+    if whole_shares(order.qty):
+        return order, exits
+    if order.reduce_only or (fractionable and order.side == OrderSide.BUY):
+        return order, None  # a fraction goes in a simple day order only: no resting legs
+    whole = math.floor(order.qty)
+    why = "a short entry" if order.side == OrderSide.SELL else f"{order.symbol} is not fractionable at Alpaca"
+    if whole < 1:
+        raise BrokerError(f"order {order.client_order_id}: {order.qty:g} {order.symbol} is less than one share and "
+                          f"cannot be a fraction ({why})", retryable=False, kind=BrokerErrorKind.INVALID)
+    return order.model_copy(update={"qty": float(whole)}), exits
 
 
 def order_body(order: Order, wire_id: str, exits: ExitLegs | None) -> dict[str, Any]:

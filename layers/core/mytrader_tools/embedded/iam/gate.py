@@ -174,8 +174,8 @@ class Gate:
             seen.decision = Decision(False, f"the embedded AWS cannot derive the resource: {exc}")
             return
         for check in seen.checks:
-            resource_policies = self._resource_policies.get(check.resource.split("/", 1)[0], ())
-            resource_policies = [p for res, p in resource_policies
+            indexed = self._resource_policies.get(check.resource.split("/", 1)[0], [])
+            resource_policies = [p for res, p in indexed
                                  if check.resource == res or check.resource.startswith(res + "/")]
             verdict = evaluate(check, seen.caller.principal, seen.caller.policies, resource_policies)
             if not verdict.allowed:
