@@ -42,7 +42,6 @@ from .bundling import CACHE, REQUIREMENTS
 PACKAGE_DIR = "user_strategy"  # the strategy's folder in the function's code (/var/task/user_strategy/)
 STAGING = CACHE / "strategy-assets"
 LAYER_PACKAGE = "mytrader"
-LOCAL_BYTECODE = ("__pycache__", "*.pyc")
 # in this Python's sys.stdlib_module_names but not in the runtime's 3.13 (PEP 594, and lib2to3)
 REMOVED_IN_313 = frozenset({"aifc", "audioop", "cgi", "cgitb", "chunk", "crypt", "imghdr", "lib2to3", "mailcap",
                             "msilib", "nis", "nntplib", "ossaudiodev", "pipes", "sndhdr", "spwd", "sunau",
@@ -227,7 +226,8 @@ def _caught(expr: ast.expr | None) -> set[str]:
 def function_asset(folder: Path, packaged: PackagedStrategy) -> Path:
     """A copy of the function's code folder with the strategy file in user_strategy/, staged once per content
     (concurrent synths write their own copy and keep the first that lands)."""
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    files = sorted(p for p in folder.rglob("*")  # not the byte code local runs leave
+                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     h = hashlib.sha256()
     for p in files:
         h.update(str(p.relative_to(folder)).encode() + b"\0" + p.read_bytes() + b"\0")
@@ -237,8 +237,10 @@ def function_asset(folder: Path, packaged: PackagedStrategy) -> Path:
         return out
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(folder, tmp, ignore=shutil.ignore_patterns(*LOCAL_BYTECODE))
-    (tmp / PACKAGE_DIR).mkdir()
+    for p in files:
+        (tmp / p.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, tmp / p.relative_to(folder))
+    (tmp / PACKAGE_DIR).mkdir(parents=True, exist_ok=True)
     (tmp / packaged.relative_path).write_bytes(packaged.content)
     try:
         tmp.rename(out)

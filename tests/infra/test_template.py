@@ -60,8 +60,13 @@ def test_every_bucket_and_queue_denies_plain_http(template):
 
 
 def test_schedule_time_zone_expression_and_dlq(template):
+    # Given the stack: outcomes at 16:20 New York books the fills at the open, the decisions at 16:25 see the completed
+    # bar (the SIP feed's 15 minutes have passed)
     s = by_name(template, "AWS::Scheduler::Schedule", "Name", "mytrader-decision-cycle")["Properties"]
-    assert s["ScheduleExpression"] == "cron(0/15 9-16 ? * MON-FRI *)"
+    assert s["ScheduleExpression"] == "cron(25 16 ? * MON-FRI *)"
+    o = by_name(template, "AWS::Scheduler::Schedule", "Name", "mytrader-outcomes")["Properties"]
+    assert o["ScheduleExpression"] == "cron(20 16 ? * MON-FRI *)"
+    assert o["ScheduleExpressionTimezone"] == "America/New_York"
     assert s["ScheduleExpressionTimezone"] == "America/New_York"
     dlq = s["Target"]["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
     assert "FifoQueue" not in template["Resources"][dlq]["Properties"]  # Scheduler takes no FIFO DLQ

@@ -38,3 +38,24 @@ def test_entries_are_sized_at_the_decision_close_and_filled_at_the_next_open() -
         assert t.qty == math.floor(notional / d.reference_price) == math.floor(notional / float(s.close[i]))
         if t.exit_reason == "signal":  # a signal exit fills at the open after its own decision bar
             assert t.exit_ts.astimezone(NEW_YORK).time() == time(9, 30)
+
+
+def test_exposure_is_the_share_of_the_trading_windows_bars_held() -> None:
+    """Exposure counts held symbol-bars against the trading window's symbol-bars, not the warm-up history."""
+    # Given two symbols of 1000 bars each, trading allowed only over the last 250 bars of each
+    full = parse_price_csv((PACKAGED_DATA / "nvda-daily-1999-2014.csv").read_text(), "NVDA")
+    s = full.slice(len(full) - 1000, len(full))
+    cfg = TradingConfig(mode="baseline")
+    held = []
+
+    class Counting(Backtester):
+        def _exits_on_bar(self, st, run, i, t):
+            held.append(st.position is not None)
+            super()._exits_on_bar(st, run, i, t)
+
+    # When the backtester runs
+    res = Counting(cfg, DecisionEngine(cfg, None), trade_from=s.time(750)).run(
+        {"A": prepare(s), "B": prepare(s)})
+    # Then exposure is the held bars over the 2 x 250 bars of the window
+    assert sum(held) > 0
+    assert res.metrics["exposure"] == round(sum(held) / 500, 4)

@@ -53,7 +53,7 @@ def test_each_phase_is_a_labelled_stage():
         stages.start(None)
         assert prog.tasks == []
     shown = shown_on.getvalue()
-    assert "done replay: the pipeline's handlers, session by session: 503 sessions" in shown
+    assert "done replay: the pipeline's handlers, session by session: 502 sessions (and the next one" in shown
     assert "done parity: the backtester on the same data" in shown
     assert "done fine-tuning: the Step Functions workflow" in shown
 
@@ -67,3 +67,16 @@ def stages_label(name: str) -> str:
 def test_an_output_that_is_a_file_is_refused_before_the_run(tmp_path):
     (tmp_path / "f").write_text("")
     one_line_error(CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "f")]), "is a file: give a directory")
+
+
+def test_demo_summary_lines_say_what_happened() -> None:
+    """Finetune without data reads "not run", the terminal states one readable line."""
+    from mytrader_tools.cli.demo import finetune_text, terminal_states_text
+
+    # Given a workflow that ended on too little data, and the decisions' final states
+    ft = {"execution_status": "SUCCEEDED", "dataset_reason": "not enough data: 36 training records, need 300",
+          "evaluation": None, "promoted": False}
+    # Then the lines say so in words
+    assert finetune_text(ft) == "not run — not enough data: 36 training records, need 300"
+    assert terminal_states_text({"FILLED": 4, "SKIPPED": 79, "PENDING": 0}) == \
+        "decisions by final state: FILLED 4, SKIPPED 79"

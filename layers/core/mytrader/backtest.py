@@ -318,7 +318,9 @@ class Backtester:
         stats = self.engine.advisor.stats if self.engine.advisor is not None else None
         metrics: dict[str, Any] = dict(performance(
             [e for _, e in run.equity_curve], run.trades, cfg.initial_equity,
-            exposure=run.bars_in_market / max(1, total), llm_scored=run.llm_scored,
+            exposure=run.bars_in_market / max(1, sum(  # held symbol-bars per symbol-bar of the trading window
+                int(np.count_nonzero(st.series.ts[self.warmup:] >= (self.trade_from or 0))) for st in states.values())),
+            llm_scored=run.llm_scored,
             llm_calls=(stats.calls + stats.cache_hits) if stats is not None else 0,
             cost_usd=stats.cost_usd if stats is not None else 0.0))
         if stats is not None:

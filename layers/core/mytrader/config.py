@@ -28,6 +28,15 @@ class RiskLimits(BaseModel):
     target_atr_min: float = Field(1.0, gt=0)
     target_atr_max: float = Field(8.0, gt=0)
 
+    @model_validator(mode="after")
+    def _ranges(self) -> RiskLimits:
+        """Each ATR range has its minimum at or below its maximum (else no stop or target could be placed)."""
+        for low, high in (("stop_atr_min", "stop_atr_max"), ("target_atr_min", "target_atr_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} {getattr(self, low):g} is above {high} {getattr(self, high):g}: "
+                                 f"set {low} <= {high}")
+        return self
+
 
 class AdvisorSettings(BaseModel):
     enabled: bool = Field(True, description="false: no LLM (nor sentiment) call anywhere; every mode runs as baseline")

@@ -19,7 +19,7 @@ class Performance(TypedDict):
     sharpe: float
     sortino: float
     max_drawdown: float
-    win_rate: float
+    win_rate: float | None  # None: no trade closed, so no rate (buy-and-hold, a run that never traded)
     profit_factor: float | None  # None: no trade closed at all
     trades: int
     exposure: float | None  # share of bars in the market; None where a driver does not track it
@@ -51,7 +51,7 @@ def performance(equity: list[float], trades: list[TradeOutcome], initial: float,
         "sharpe": round(mean / sd * math.sqrt(BARS_PER_YEAR), 4) if sd > 0 else 0.0,
         "sortino": round(mean / dsd * math.sqrt(BARS_PER_YEAR), 4) if dsd > 0 else 0.0,
         "max_drawdown": round(drawdown, 6),
-        "win_rate": round(len(wins) / len(trades), 4) if trades else 0.0,
+        "win_rate": round(len(wins) / len(trades), 4) if trades else None,
         "profit_factor": round(sum(wins) / gross_loss, 4) if gross_loss > 0 else (None if not wins else 999.0),
         "trades": len(trades),
         "exposure": round(exposure, 4),

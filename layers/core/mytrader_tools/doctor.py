@@ -52,7 +52,7 @@ def _client_error(exc: Exception) -> tuple[str, str] | None:
 
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
-        return str(err.get("Code", "?")), str(err.get("Message", ""))[:200]
+        return str(err.get("Code", "?")), " ".join(str(err.get("Message", "")).split())[:120]
     return None
 
 

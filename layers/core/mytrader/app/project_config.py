@@ -299,16 +299,17 @@ def _describe(err: Mapping[str, Any], label: str, lines: dict[str, int], by_key:
     loc = tuple(err["loc"])
     names = [str(p) for p in loc if not isinstance(p, int)]
     key = _loc_text(loc)
+    msg = str(err["msg"]).removeprefix("Value error, ")
     where = label
     for n in range(len(names), 0, -1):
         prefix = ".".join(names[:n])
-        if prefix in by_key:
-            where = by_key[prefix]
+        named = _options_named(prefix, msg, by_key)
+        if named:
+            where = named
             break
         if prefix in lines:
             where = f"{label}:{lines[prefix]}"
             break
-    msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         known = _known_keys(names[:-1])
         close = difflib.get_close_matches(names[-1], known, n=1)
@@ -316,6 +317,17 @@ def _describe(err: Mapping[str, Any], label: str, lines: dict[str, int], by_key:
     elif not isinstance(err.get("input"), dict | list):
         msg += f" (got {err['input']!r})"
     return f"{where}: {key or 'the file'}: {msg}"
+
+
+def _options_named(prefix: str, msg: str, by_key: dict[str, str]) -> str:
+    """Where `prefix` was set outside the file (e.g. `--start`), or, for an error of a whole table (a check across
+    its keys), where the keys its message names were set outside the file (e.g. `--start/--end`); else ''."""
+    if prefix in by_key:
+        return by_key[prefix]
+    words = set(re.findall(r"\w+", msg))
+    named = [source for key, source in by_key.items()
+             if key.startswith(prefix + ".") and key.removeprefix(prefix + ".") in words]
+    return "/".join(dict.fromkeys(named))
 
 
 def _known_keys(section: list[str]) -> list[str]:

@@ -49,6 +49,9 @@ def _num(raw: str) -> float:
     return float(raw)
 
 
+_COLUMNS = {"ts": "Date", "open": "Open", "high": "High", "low": "Low", "close": "Close", "volume": "Volume"}
+
+
 def parse_price_csv(text: str, symbol: str) -> BarSeries:
     """Yahoo-style daily OHLCV or intraday bars, in any column order and either date order."""
     reader = csv.reader(io.StringIO(text))
@@ -61,9 +64,13 @@ def parse_price_csv(text: str, symbol: str) -> BarSeries:
         key = _ALIASES.get(name)
         if key and key not in cols:
             cols[key] = i
-    missing = {"ts", "open", "high", "low", "close", "volume"} - cols.keys()
+    missing = [label for key, label in _COLUMNS.items() if key not in cols]
     if missing:
-        raise DataQualityError(symbol, f"price file lacks columns {sorted(missing)} (header: {header})")
+        separator = " (the separator must be a comma)" if len(header) == 1 and any(c in header[0] for c in ";\t|") \
+            else ""
+        raise DataQualityError(symbol, f"price file lacks columns {', '.join(missing)}: it needs a header with "
+                                       f"{','.join(_COLUMNS.values())}, comma-separated{separator} "
+                                       f"(header: {','.join(header)[:120]})")
     ts: list[int] = []
     values: list[list[float]] = [[], [], [], [], []]  # open, high, low, close, volume
     for line_no, row in enumerate(reader, start=2):

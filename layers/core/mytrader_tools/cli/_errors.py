@@ -18,6 +18,7 @@ from mytrader.app.project_config import InputError
 from mytrader.errors import DataQualityError
 
 EXIT_USER = 2
+SHORT = 120
 DEBUG_ENV = "MYTRADER_DEBUG"
 SET_REGION = "set AWS_REGION (e.g. export AWS_REGION=us-east-1) or pass --region"
 SET_CREDENTIALS = ("set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (aws configure, aws sso login); "
@@ -50,6 +51,7 @@ def user_message(exc: BaseException) -> str | None:
 
 def aws_message(exc: BaseException) -> str | None:
     from botocore import exceptions as bx
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, bx.NoRegionError):
         return f"no AWS region configured: {SET_REGION}"
@@ -69,8 +71,20 @@ def aws_message(exc: BaseException) -> str | None:
         hint = ("check the credentials and their permissions" if code in _AUTH else
                 "is the stack deployed there, with this --prefix and region?" if code in _NOT_FOUND else
                 "see the AWS message")
-        return f"AWS refused {exc.operation_name}: {code}: {text} ({hint})"
+        return f"AWS refused {exc.operation_name}: {code}: {_short(text)} ({hint})"
+    if isinstance(exc, ResponseParserError):  # botocore.parsers', not a BotoCoreError
+        url = os.environ.get("AWS_ENDPOINT_URL", "the endpoint")  # the command's own is restored by now
+        return (f"{url} did not answer as AWS does ({_short(str(exc))}): check --endpoint-url / AWS_ENDPOINT_URL "
+                "(is it the embedded AWS or an AWS endpoint?)")
+    if isinstance(exc, bx.BotoCoreError):
+        return f"AWS SDK error: {_short(str(exc))} (check --endpoint-url, --region and the credentials)"
     return None
+
+
+def _short(text: str, limit: int = SHORT) -> str:
+    """One line of at most `limit` characters (a server's whole HTML page is not a message)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def debugging(ctx: Context) -> bool:

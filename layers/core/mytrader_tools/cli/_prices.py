@@ -23,6 +23,7 @@ from mytrader_tools.cli._errors import UserError
 SYMBOL_RULE = ("the letters at the start of the file name, up to the first other character, upper-cased "
                "(nvda-daily.csv and nvda_2011.csv: NVDA; DJIA_table.csv: DJIA)")
 SYMBOL_FORM = "1 to 10 capital letters, digits, '.' or '-', starting with a letter"
+SYMBOL_MAX = 10
 _LEADING_LETTERS = re.compile(r"[A-Za-z]+")
 _SYMBOL = TypeAdapter(Symbol)
 
@@ -37,6 +38,10 @@ def symbol_from_name(path: Path) -> str:
     """SYMBOL_RULE; UserError when the name does not start with letters or they are not a symbol."""
     found = _LEADING_LETTERS.match(path.name)
     symbol = found.group(0).upper() if found else ""
+    if len(symbol) > SYMBOL_MAX:
+        raise UserError(f"cannot derive a symbol from the file name {path.name}: its leading letters {symbol} are "
+                        f"{len(symbol)} long, a symbol has at most {SYMBOL_MAX}: pass --symbol SYMBOL for it, "
+                        f"or --prices SYMBOL={path}")
     if not symbol or not _is_symbol(symbol):
         raise UserError(f"cannot derive a symbol from the file name {path.name} (the rule: {SYMBOL_RULE}): "
                         f"pass --symbol SYMBOL for it, or --prices SYMBOL={path}")
@@ -59,6 +64,8 @@ def price_files(prices: list[str], symbols: list[str]) -> list[PriceFile]:
     files: list[PriceFile] = []
     for k, raw in enumerate(prices):
         named, path = _split(raw)
+        if not path.exists():
+            raise UserError(f"price file {path} does not exist")
         if symbols and named:
             raise UserError(f"--prices {raw} names its symbol and --symbol names it again: use one of the two")
         symbol = (symbols[k] if symbols else named) or symbol_from_name(path)

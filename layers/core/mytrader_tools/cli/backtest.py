@@ -120,13 +120,8 @@ def backtest(
     modes = _modes(mode, cfg, source, advisor_given=advisor is not None)
     base = cfg.trading_config()
     chosen = checked_strategy(cfg)  # a strategy that does not load: one line, before any work
-    outputs = [(p, opt, ex) for p, opt, ex in ((json_out, "--json", "backtest.json"),
-                                               (report, "--report", "report.html")) if p is not None]
-    for path, option, example in outputs:
-        check_output_file(path, option, example)
-    if json_out is not None and report is not None and json_out.resolve() == report.resolve():
-        raise UserError("--json and --report name the same file: give each its own")
     files = price_files(prices, symbol)
+    _check_outputs(json_out, report, files, news, source)
     series = load_prices(files, base.warmup_bars, cfg.backtest.start, cfg.backtest.end)
     asks_llm = any(m != "baseline" for m in modes)
     news_ctx = _news_context(news) if news and asks_llm else None
@@ -161,6 +156,22 @@ def backtest(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(render_report(results, f"MyTrader backtest: {', '.join(sorted(series))}", label))
         console.print(f"wrote {report}")
+
+
+def _check_outputs(json_out: Path | None, report: Path | None, files: list[Any], news: Path | None,
+                   source: str) -> None:
+    """Neither output is a file the run reads (a price file, the news, the config), nor an existing file of
+    another kind, nor the other output."""
+    inputs = [("--prices", f.path) for f in files]
+    if news is not None:
+        inputs.append(("--news", news))
+    if Path(source).is_file():
+        inputs.append(("config", Path(source)))
+    for path, option, example in ((json_out, "--json", "backtest.json"), (report, "--report", "report.html")):
+        if path is not None:
+            check_output_file(path, option, example, inputs)
+    if json_out is not None and report is not None and json_out.resolve() == report.resolve():
+        raise UserError("--json and --report name the same file: give each its own")
 
 
 def _iso(day: Any) -> str | None:

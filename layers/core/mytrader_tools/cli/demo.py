@@ -90,7 +90,7 @@ def demo(out: Path = typer.Option(Path("out/demo"), "--out", metavar="DIR",
         stages.start(None)
     if not serve:
         _print_summary(summary, console)
-    console.print(f"terminal states: {summary['terminal_states']}")
+    console.print(terminal_states_text(summary["terminal_states"]), highlight=False)
     console.print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
 
 
@@ -139,7 +139,7 @@ class _Stages:
     def progress(self, n: int, total: int) -> None:
         if self.task is not None:
             self.prog.update(self.task, completed=n, total=total)
-            self.count = f": {total} sessions"
+            self.count = f": {total - 1} sessions (and the next one, where the last orders fill)"  # as ticks
 
 
 class _AppendingLog:
@@ -186,20 +186,43 @@ def _powertools_handler() -> logging.StreamHandler | None:
     return handler if isinstance(handler, logging.StreamHandler) else None
 
 
+def terminal_states_text(states: dict[str, int]) -> str:
+    """"decisions by final state: FILLED 4, SKIPPED 79" (the states with none left out)."""
+    shown = ", ".join(f"{k} {v:,}" for k, v in states.items() if v) or "none"
+    return f"decisions by final state: {shown}"
+
+
+def finetune_text(ft: dict[str, Any]) -> str:
+    """What the fine-tuning workflow did: not run (and why) when there was no dataset to train on."""
+    reason = ft.get("dataset_reason")
+    if reason and not ft.get("evaluation"):  # the workflow ended without a dataset: nothing was trained
+        return f"not run — {reason}"
+    return f"workflow {ft.get('execution_status')}, promoted {ft.get('promoted')}"
+
+
 def _print_summary(summary: dict[str, Any], on: Console) -> None:
+    from mytrader_tools.report import quarantine_text
+
     table = Table(title="Demo summary (rates in %)")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    for key in ("decisions", "expected_decisions", "llm_calls", "fallbacks", "orders", "fills", "rejected_by_risk",
-                "skipped", "dead_lettered", "duplicate_orders", "open_positions", "closed_trades", "cost_usd"):
+    table.add_row("sessions replayed", metric_text("ticks", summary.get("ticks")))
+    for key in ("decisions", "expected_decisions", "llm_calls", "fallbacks", "orders", "fills", "rejected_by_risk"):
+        table.add_row(key, metric_text(key, summary[key]))
+    held = summary.get("skipped_hold")
+    if held is None:
+        table.add_row("skipped (HOLD decisions included)", metric_text("skipped", summary["skipped"]))
+    else:
+        table.add_row("HOLD (recorded as SKIPPED)", metric_text("held", held))
+        table.add_row("skipped, other reasons", metric_text("skipped", summary["skipped"] - held))
+    for key in ("dead_lettered", "duplicate_orders", "open_positions", "closed_trades", "cost_usd"):
         table.add_row(key, metric_text(key, summary[key]))
     m = summary["metrics"]
     for key in ("total_return", "sharpe", "max_drawdown", "win_rate", "trades"):
         table.add_row(f"metrics.{key}", metric_text(key, m[key]))
     table.add_row("strategy", str(summary["strategy"]))
     table.add_row("parity with backtest", str(summary["parity"]["equal"]))
+    table.add_row("quarantined bars (data guard)", quarantine_text(summary.get("quarantined") or {}) or "—")
     if "finetune" in summary:
-        ft = summary["finetune"]
-        table.add_row("finetune.execution_status", str(ft.get("execution_status")))
-        table.add_row("finetune.promoted", str(ft.get("promoted")))
+        table.add_row("finetune", finetune_text(summary["finetune"]))
     on.print(table)

@@ -5,7 +5,7 @@ import typer
 
 from mytrader_tools.cli._aws import ENDPOINT, REGION, use_aws
 from mytrader_tools.cli._console import PREFIX, console
-from mytrader_tools.cli._errors import EXIT_USER, SET_CREDENTIALS, SET_REGION, aws_message, fail
+from mytrader_tools.cli._errors import EXIT_USER, SET_CREDENTIALS, SET_REGION, fail
 
 MODEL = typer.Option(None, "--model-id", show_default=False,
                      help="the advisor model to check [default: the stack's active-model parameter]")
@@ -25,13 +25,8 @@ def doctor(ctx: typer.Context, prefix: str = PREFIX, region: str | None = REGION
         raise fail(f"no AWS region configured: {SET_REGION}", EXIT_USER)
     if session.get_credentials() is None:
         raise fail(f"no AWS credentials found: {SET_CREDENTIALS}", EXIT_USER)
-    try:
-        checks = run_doctor(session, prefix, session.region_name, model_id)
-    except Exception as exc:  # no endpoint, expired credentials, ...: one line, never a traceback
-        message = aws_message(exc)
-        if message is None:
-            raise
-        raise fail(message, EXIT_USER) from None
+    # no endpoint, expired credentials, not an AWS endpoint...: one line by the same path as every command (_errors)
+    checks = run_doctor(session, prefix, session.region_name, model_id)
     for check in checks:
         console.print(check.line(), highlight=False, markup=False, soft_wrap=True)
     bad = sum(c.ok is False for c in checks)

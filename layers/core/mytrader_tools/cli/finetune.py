@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
@@ -33,6 +35,21 @@ def _state_machine_arn(prefix: str) -> str:
     raise UserError(f"no state machine named {name}: is the stack deployed there, with this --prefix and region?")
 
 
+def execution_name(kind: str, now: datetime | None = None) -> str:
+    """A name of its own for each execution (an execution name may be used once per state machine)."""
+    return f"{kind}-{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%S%fZ')}"
+
+
+def _pending(ssm: Any, prefix: str) -> None:
+    """UserError unless a candidate waits for an answer (the workflow's pending-approval parameter)."""
+    name = f"/{prefix}/pending-approval"
+    try:
+        ssm.get_parameter(Name=name)
+    except ssm.exceptions.ParameterNotFound:
+        raise UserError(f"nothing is awaiting approval (no {name} parameter): start a run with require_approval, "
+                        "e.g. mytrader finetune start --config '{\"require_approval\": true}'") from None
+
+
 @finetune_app.command("start")
 def finetune_start(prefix: str = PREFIX,
                    config: str = typer.Option("{}", "--config", metavar="JSON", help="workflow input as JSON")) -> None:
@@ -44,6 +61,7 @@ def finetune_start(prefix: str = PREFIX,
     except ValueError as exc:
         raise UserError(f"--config is not JSON ({exc}): give e.g. --config '{{\"epochs\": 2}}'") from None
     arn = boto3.client("stepfunctions").start_execution(stateMachineArn=_state_machine_arn(prefix),
+                                                        name=execution_name("manual"),
                                                         input=json.dumps(workflow_input))["executionArn"]
     console.print(f"started {arn}")
 
@@ -55,7 +73,9 @@ def finetune_approve(prefix: str = PREFIX) -> None:
 
     from mytrader.usecases.learn import answer_approval
 
-    console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, True)))
+    ssm = boto3.client("ssm")
+    _pending(ssm, prefix)
+    console.print_json(json.dumps(answer_approval(ssm, boto3.client("stepfunctions"), prefix, True)))
 
 
 @finetune_app.command("reject")
@@ -66,5 +86,6 @@ def finetune_reject(prefix: str = PREFIX,
 
     from mytrader.usecases.learn import answer_approval
 
-    console.print_json(json.dumps(answer_approval(boto3.client("ssm"), boto3.client("stepfunctions"), prefix, False,
-                                                  reason)))
+    ssm = boto3.client("ssm")
+    _pending(ssm, prefix)
+    console.print_json(json.dumps(answer_approval(ssm, boto3.client("stepfunctions"), prefix, False, reason)))

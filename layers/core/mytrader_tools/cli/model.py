@@ -7,6 +7,7 @@ import typer
 
 from mytrader_tools.cli._aws import ENDPOINT, REGION, use_aws
 from mytrader_tools.cli._console import PREFIX, console
+from mytrader_tools.cli._errors import UserError
 
 model_app = typer.Typer(help="The advisor model the decision cycle uses.", no_args_is_help=True)
 
@@ -24,4 +25,9 @@ def model_rollback(prefix: str = PREFIX) -> None:
 
     from mytrader.usecases.learn import rollback
 
-    console.print_json(json.dumps(rollback(boto3.client("ssm"), prefix)))
+    try:
+        switched = rollback(boto3.client("ssm"), prefix)
+    except ValueError as exc:  # the stack's situation (no previous model), not a bug
+        raise UserError(f"{exc}: model rollback restores the model active before the last promotion, "
+                        "and none was promoted yet on stack " + prefix) from None
+    console.print_json(json.dumps(switched))

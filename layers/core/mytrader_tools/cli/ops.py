@@ -61,6 +61,7 @@ def ops_flatten(prefix: str = PREFIX,
         try:
             sure = typer.confirm(f"Close all {len(held)} open position(s) of stack {prefix} ({', '.join(held)})?")
         except typer.Abort:
+            typer.echo()  # the question ends without a newline: the error goes on a line of its own
             raise UserError("ops flatten closes every open position: answer y to the question, or pass --yes") \
                 from None
         if not sure:

@@ -73,7 +73,9 @@ def summarise(stack, res, series, cfg: TradingConfig, start: date = DEMO_START,
         "llm_calls": res.llm_calls, "fallbacks": res.fallbacks, "input_tokens": res.input_tokens,
         "output_tokens": res.output_tokens, "orders": len(ledger), "fills": len(fills),
         "rejected_by_risk": sum(1 for r in rejected if r.get("status_reason", "").startswith("risk:")),
-        "skipped": states.get("SKIPPED", 0), "dead_lettered": states.get("DEAD_LETTERED", 0),
+        "skipped": states.get("SKIPPED", 0), "skipped_hold": sum(
+            1 for r in tl.decisions_by_status("SKIPPED") if str(r.get("status_reason", "")).startswith("hold:")),
+        "dead_lettered": states.get("DEAD_LETTERED", 0),
         "duplicate_orders": sum(n - 1 for n in per_coid.values() if n > 1),
         "open_positions": len(tl.positions()), "closed_trades": len(outcomes), "metrics": metrics,
         "cost_usd": round(res.cost_usd, 6), "terminal_states": states,
@@ -194,6 +196,7 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=Non
         _stage(stage, "parity")
         summary, demo_result = summarise(stack, res, series, cfg, start, end)
         summary["parity"], bt_result = parity(stack, series, cfg, _last_day(series, start, end), start)
+        summary["quarantined"] = dict(bt_result.quarantined)  # the data guard's refused bars, per symbol
         marks.append(("summary_and_parity", time.perf_counter()))
         if with_finetune:
             from mytrader_tools.embedded.learning import run_finetune_demo
@@ -201,17 +204,19 @@ def run_demo(out_dir: Path, progress=None, with_finetune: bool = True, stage=Non
             _stage(stage, "fine-tuning")
             summary["finetune"] = run_finetune_demo(stack, out_dir)
             marks.append(("finetune", time.perf_counter()))
+        summary["timings_s"] = {name: round(t - prev, 2)
+                                for (_, prev), (name, t) in zip(marks, marks[1:], strict=False)}
+        # written before serving: `--serve` runs until Ctrl-C, and the files are there meanwhile
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        (out_dir / "report.html").write_text(render_report(
+            {"demo": demo_result, "backtest (same code)": bt_result},
+            "MyTrader demo: the serverless pipeline on an embedded AWS",
+            LABEL, notes=[f"Replay {start} to {end}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}, "
+                          f"strategy {summary['strategy']}.",
+                          f"Parity with the backtester: {summary['parity']['equal']} "
+                          f"({summary['parity']['pipeline_fills']} fills)."]))
         if serve is not None:
             serve(aws.url, summary)
-    summary["timings_s"] = {name: round(t - prev, 2) for (_, prev), (name, t) in zip(marks, marks[1:], strict=False)}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    (out_dir / "report.html").write_text(render_report(
-        {"demo": demo_result, "backtest (same code)": bt_result},
-        "MyTrader demo: the serverless pipeline on an embedded AWS",
-        LABEL, notes=[f"Replay {start} to {end}, {', '.join(summary['symbols'])}, mode {cfg.mode.value}, "
-                      f"strategy {summary['strategy']}.",
-                      f"Parity with the backtester: {summary['parity']['equal']} "
-                      f"({summary['parity']['pipeline_fills']} fills)."]))
     return summary
 
 

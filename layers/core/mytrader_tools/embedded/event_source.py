@@ -27,7 +27,7 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
 
 def drain(stack, max_batches: int = 500, batch_size: int = 10) -> DrainStats:
     """Deliver until the queue is empty (failed messages retried at once until they dead-letter)."""
-    sqs, lam = stack.client("sqs"), stack.client("lambda")
+    sqs, lam = stack.function_client("executor", "sqs"), stack.client("lambda")  # Lambda polls with its role
     url, arn = stack.queue_urls["decisions"], stack.queue_arns["decisions"]
     stats = DrainStats()
     for _ in range(max_batches):

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 
 def start_finetune(stack, config: dict | None = None) -> str:
     sfn = stack.client("stepfunctions")
-    return sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=json.dumps(config or {}))["executionArn"]
+    name = f"demo-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"  # unique: a name may be used once
+    return sfn.start_execution(stateMachineArn=stack.state_machine_arn, name=name,
+                               input=json.dumps(config or {}))["executionArn"]
 
 
 def wait_execution(stack, arn: str, timeout_s: float = 240) -> dict:

@@ -74,6 +74,17 @@ class LocalStack:
             self._clients[name] = boto3.client(name, region_name=self.embedded.region, config=DRIVER_CONFIG)
         return self._clients[name]
 
+    def function_client(self, key: str, name: str):
+        """A client with a function's role, for what AWS does as that function (the SQS event source mapping polls
+        the queue with the executor's role); the administrator's client when IAM is off."""
+        session = self._sessions.get(key)
+        if session is None:
+            return self.client(name)
+        cached = f"{key}:{name}"
+        if cached not in self._clients:
+            self._clients[cached] = session.client(name, config=DRIVER_CONFIG)
+        return self._clients[cached]
+
     def create(self, extra_env: dict[str, str] | None = None, active_model: str = LOCAL_MODEL_ID,
                faults: FaultPlan | None = None) -> LocalStack:
         """`faults` (or FAULT_* keys in extra_env, taken out of it) wrap the functions' adapters (faults.py)."""

@@ -33,6 +33,11 @@ def scaffold_strategy(raw: str, folder: Path) -> list[Path]:
     """Writes NAME.py and test_NAME.py into `folder`; never overwrites a file, never shadows a module (pytest
     puts the folder first on the import path)."""
     snake, camel = names(raw)
+    from mytrader.strategies.library import BUILTINS
+
+    if snake in BUILTINS:
+        raise ScaffoldError(f"{raw!r} is the name of a bundled strategy: pick another name "
+                            f"(bundled: {', '.join(BUILTINS)})")
     targets = {folder / f"{snake}.py": STRATEGY_TEMPLATE, folder / f"test_{snake}.py": TEST_TEMPLATE}
     there = [p.name for p in targets if p.exists()]
     if there:

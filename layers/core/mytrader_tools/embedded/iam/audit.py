@@ -18,21 +18,25 @@ from mytrader_tools.embedded.iam.roles import Role, StackIam, stack_iam
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 # Grants the integration tests cannot exercise (function key, action pattern): why each is still needed.
+FUNCTIONS = ("decision_cycle", "executor", "outcomes", "dataset_export", "finetune_tasks")
 UNREACHED: dict[tuple[str, str], str] = {
-    # CloudWatch Logs: the runtime writes the function's logs itself (AWSLambdaBasicExecutionRole); no SDK call.
-    **{(fn, f"logs:{a}"): "Lambda's runtime writes the logs" for fn in (
-        "decision_cycle", "executor", "outcomes", "dataset_export", "finetune_tasks")
+    # CloudWatch Logs: Lambda's runtime writes the function's logs (AWSLambdaBasicExecutionRole); no SDK call.
+    **{(fn, f"logs:{a}"): "Lambda's runtime writes the logs" for fn in FUNCTIONS
        for a in ("CreateLogGroup", "CreateLogStream", "PutLogEvents")},
-    # X-Ray: the runtime and the X-Ray SDK send traces (POWERTOOLS_TRACE_DISABLED locally).
-    **{(fn, f"xray:{a}"): "traces are sent by Lambda and the X-Ray SDK, disabled locally" for fn in (
-        "decision_cycle", "executor", "outcomes", "dataset_export", "finetune_tasks")
+    # X-Ray: Lambda and the X-Ray SDK send the traces (POWERTOOLS_TRACE_DISABLED locally).
+    **{(fn, f"xray:{a}"): "traces are sent by Lambda and the X-Ray SDK, disabled locally" for fn in FUNCTIONS
        for a in ("PutTraceSegments", "PutTelemetryRecords")},
-    # The live broker and Alpaca data: the deployed settings read Alpaca keys; tests run the paper broker on S3 data
-    # (the Alpaca fixture covers the broker, not the market data through the secret).
-    **{(fn, "secretsmanager:GetSecretValue"): "Alpaca keys (MARKET_DATA/NEWS_SOURCE=alpaca deployed)"
-       for fn in ("decision_cycle", "executor", "outcomes")},
-    **{(fn, "secretsmanager:DescribeSecret"): "part of CDK's grant_read of the broker secret"
-       for fn in ("decision_cycle", "executor", "outcomes")},
+    # The Alpaca keys: deployed, market data and news come from Alpaca (cdk.json); the tests read them from S3.
+    **{(fn, "secretsmanager:GetSecretValue"): "Alpaca keys (MARKET_DATA/NEWS_SOURCE=alpaca when deployed)"
+       for fn in FUNCTIONS},
+    # The SQS event source mapping checks the queue with the executor's role when it is created (AWS documents
+    # ReceiveMessage, DeleteMessage, ChangeMessageVisibility and GetQueueAttributes; the drain uses the first three).
+    ("executor", "sqs:GetQueueAttributes"): "the event source mapping reads the queue's attributes",
+    # An encrypted topic: publishing needs the key (moto's SNS does not encrypt, so no KMS call is made locally).
+    ("finetune_tasks", "kms:GenerateDataKey*"): "SNS encrypts with the topic's key on publish",
+    ("finetune_tasks", "kms:Decrypt"): "SNS encrypts with the topic's key on publish",
+    # Tags given at create (customModelTags, jobTags, deployment tags): tag-on-create is not authorised locally.
+    ("finetune_tasks", "bedrock:TagResource"): "tag-on-create of jobs, models and deployments (not emulated)",
 }
 
 
