@@ -4,8 +4,10 @@ profile and the foundation model in each pinned destination region, see mytrader
 from __future__ import annotations
 
 from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from mytrader.stack_spec import ModelRoute, model_route
@@ -14,6 +16,24 @@ from .settings import DeploySettings
 from .storage import Storage
 
 INVOKE = ["bedrock:InvokeModel"]  # Converse is authorised as bedrock:InvokeModel
+# The item actions the trade-log store and Powertools' idempotency use (a TransactWriteItems is authorised as its
+# items' Put/Update/Delete/ConditionCheck). Unlike CDK's grant_read_data: no stream actions (no stream is read).
+TABLE_READ = ["dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable", "dynamodb:GetItem",
+              "dynamodb:Query", "dynamodb:Scan"]
+TABLE_WRITE = ["dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+
+
+def grant_table(table: ddb.ITableV2, fn: lambda_.IFunction, *, write: bool, indexes: bool = False) -> None:
+    """Item access to a table (and its GSIs when it has some)."""
+    resources = [table.table_arn] + ([f"{table.table_arn}/index/*"] if indexes else [])
+    fn.add_to_role_policy(iam.PolicyStatement(actions=TABLE_READ + (TABLE_WRITE if write else []),
+                                              resources=resources))
+
+
+def grant_parameter_read(param: ssm.IStringParameter, fn: lambda_.IFunction) -> None:
+    """GetParameter(s) on the parameter (CDK's grant_read adds DescribeParameters, which accepts only "*")."""
+    fn.add_to_role_policy(iam.PolicyStatement(actions=["ssm:GetParameter", "ssm:GetParameters"],
+                                              resources=[param.parameter_arn]))
 
 
 def uses_alpaca(settings: DeploySettings, *, market: bool = False, news: bool = False, broker: bool = False) -> bool:

@@ -12,7 +12,14 @@ from constructs import Construct
 
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE
 
-from .access import advisor_invoke_statements, deployments_arn, grant_sources, stack_tag
+from .access import (
+    advisor_invoke_statements,
+    deployments_arn,
+    grant_parameter_read,
+    grant_sources,
+    grant_table,
+    stack_tag,
+)
 from .functions import make_function
 from .settings import DeploySettings
 from .storage import Storage
@@ -69,19 +76,20 @@ class Decisions(Construct):
                                             "universe": settings.universe})))
         assert SCHEDULE_TIMEZONE == "America/New_York"
         # Least privilege: each grant follows from a code path of the decision cycle under these settings.
-        storage.trade_log.grant_read_write_data(self.function)  # decisions, skips, memos, the token budget
+        # decisions, skips, memos, the token budget
+        grant_table(storage.trade_log, self.function, write=True, indexes=True)
         grant_sources(storage, self.function, settings, market=True, news=True)  # read only
         storage.datasets.grant_put(self.function, "prompts/*")  # the prompt archive
         self.queue.grant_send_messages(self.function)
         for key in ("MODE", "ACTIVE_MODEL", "SHADOW_MODEL"):  # the gates read each cycle (decide.py)
-            storage.params[key].grant_read(self.function)
+            grant_parameter_read(storage.params[key], self.function)
         for statement in advisor_invoke_statements(self, settings, "InvokeAdvisor"):
             self.function.add_to_role_policy(statement)
         self.function.add_to_role_policy(iam.PolicyStatement(
             sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"], resources=[deployments_arn(self)],
             conditions=stack_tag(p)))
         if settings.news_source != "none":
-            storage.sentiment_cache.grant_read_write_data(self.function)
+            grant_table(storage.sentiment_cache, self.function, write=True)
             self.function.add_to_role_policy(iam.PolicyStatement(
                 sid="ComprehendSentiment", actions=["comprehend:BatchDetectSentiment"],
                 resources=["*"]))  # Comprehend's sentiment APIs have no resource-level permissions

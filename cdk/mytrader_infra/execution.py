@@ -12,7 +12,7 @@ from constructs import Construct
 
 from mytrader.stack_spec import EXECUTOR_MAX_CONCURRENCY
 
-from .access import grant_sources
+from .access import grant_sources, grant_table
 from .decisions import Decisions, cron_parts
 from .functions import make_function
 from .settings import DeploySettings
@@ -45,8 +45,8 @@ class Execution(Construct):
         # Least privilege: no parameter is read (the kill switch lives on the account, the clock is the system's);
         # quotes and bars come from the market source, orders go to the paper book or Alpaca.
         for fn in (self.executor, self.outcomes):
-            storage.trade_log.grant_read_write_data(fn)
+            grant_table(storage.trade_log, fn, write=True, indexes=True)
             grant_sources(storage, fn, settings, market=True, broker=True)
-        storage.idempotency.grant_read_write_data(self.executor)
+        grant_table(storage.idempotency, self.executor, write=True)
         decisions.queue.grant_send_messages(self.outcomes)  # re-sends decisions stuck in PENDING
         decisions.dlq.grant_consume_messages(self.outcomes)  # archives dead letters in the trade log, then deletes

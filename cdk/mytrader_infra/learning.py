@@ -13,7 +13,14 @@ from constructs import Construct
 
 from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
-from .access import advisor_invoke_statements, deployments_arn, grant_sources, stack_tag
+from .access import (
+    advisor_invoke_statements,
+    deployments_arn,
+    grant_parameter_read,
+    grant_sources,
+    grant_table,
+    stack_tag,
+)
 from .functions import make_function
 from .monitoring import Monitoring
 from .settings import DeploySettings
@@ -36,7 +43,8 @@ class Learning(Construct):
                 "ArnLike": {"aws:SourceArn": f"arn:{part}:bedrock:{region}:{account}:model-customization-job/*"}}),
             description="Assumed by Bedrock to read fine-tuning datasets and write job outputs")
         storage.datasets.grant_read(self.bedrock_role, "datasets/*")
-        storage.datasets.grant_write(self.bedrock_role, "finetune-output/*")
+        self.bedrock_role.add_to_policy(iam.PolicyStatement(  # the job's output (metrics, logs): objects only
+            actions=["s3:PutObject"], resources=[storage.datasets.arn_for_objects("finetune-output/*")]))
         learn_env = {**env, "BEDROCK_ROLE_ARN": self.bedrock_role.role_arn,
                      "ALARM_TOPIC_ARN": monitoring.topic.topic_arn, "FINETUNE_BASE_MODEL": FINETUNE_BASE_MODEL,
                      "STATE_MACHINE_NAME": f"{p}-{STATE_MACHINE_NAME}"}
@@ -45,14 +53,14 @@ class Learning(Construct):
         self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture,
                                    env=learn_env)
         # The export: labelled decisions from the trade log, bars from the market source, datasets written to S3.
-        storage.trade_log.grant_read_data(self.export)
+        grant_table(storage.trade_log, self.export, write=False, indexes=True)
         grant_sources(storage, self.export, settings, market=True)
         storage.datasets.grant_put(self.export, "datasets/*")
         # The tasks (finetune_tasks handler -> usecases/learn.py), each grant from one of their calls; no market
         # source and no broker secret.
         storage.datasets.grant_read(self.tasks, "datasets/*")  # the validation split the evaluation replays
-        storage.trade_log.grant_read_data(self.tasks)  # shadow predictions of the candidate
-        storage.params["ACTIVE_MODEL"].grant_read(self.tasks)  # evaluate, promote
+        grant_table(storage.trade_log, self.tasks, write=False, indexes=True)  # shadow predictions of the candidate
+        grant_parameter_read(storage.params["ACTIVE_MODEL"], self.tasks)  # evaluate, promote
         for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL"):  # promote
             storage.params[key].grant_write(self.tasks)
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # request_approval: the token the CLI answers with
@@ -70,7 +78,7 @@ class Learning(Construct):
             sid="DeployOwnCustomModels", actions=["bedrock:CreateCustomModelDeployment"],
             resources=[f"arn:{part}:bedrock:{region}:{account}:custom-model/*"], conditions=stack_tag(p)))
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # ... creating a deployment tagged with the stack
-            sid="NewDeploymentsTagged", actions=["bedrock:CreateCustomModelDeployment", "bedrock:TagResource"],
+            sid="NewDeploymentsTagged", actions=["bedrock:TagResource"],  # the create is authorised on the model
             resources=[deployments_arn(self)], conditions=stack_tag(p, "aws:RequestTag")))
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # deployment_status, reject, evaluate (the candidate)
             sid="OwnDeployments", actions=["bedrock:GetCustomModelDeployment", "bedrock:DeleteCustomModelDeployment",

@@ -175,7 +175,9 @@ def test_a_tagged_deployment_may_be_created_and_tagged_for_this_stack_only(templ
     tasks = statements(template, "mytrader-finetune-tasks")
     deployment = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model-deployment/abcdefabcdef"
     (tagging,) = allowed(tasks, "bedrock:TagResource", deployment)
-    assert "bedrock:CreateCustomModelDeployment" in tagging["Action"]
+    # (CreateCustomModelDeployment is authorised on the custom model alone: IAM's reference lists no deployment
+    # resource for it, so a deployment ARN in its statement would be dead weight)
+    assert not allowed(tasks, "bedrock:CreateCustomModelDeployment", deployment)
     assert tagging["Condition"] == {"StringEquals": {"aws:RequestTag/mytrader:stack": "mytrader"}}
     (create,) = allowed(tasks, "bedrock:CreateCustomModelDeployment",
                         f"arn:aws:bedrock:{REGION}:{ACCOUNT}:custom-model/m/abcdefabcdef")

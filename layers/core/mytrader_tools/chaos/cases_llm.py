@@ -36,6 +36,8 @@ def run_cycle(cs: ChaosStack, mode: str, json_mode: bool, bad_on_repair: bool = 
     cs.stack.set_param("MODE", "override")
     if json_mode:
         runtime.weights_by_model[JSON_MODEL] = LocalModelWeights()
+        if cs.stack.embedded.gate is not None:  # a promoted deployment carries the stack's tag (its create did)
+            cs.stack.embedded.gate.tag_resource(JSON_MODEL, {"mytrader:stack": cs.stack.prefix})
         cs.stack.set_param("ACTIVE_MODEL", JSON_MODEL)
     calls, bad = runtime.calls, runtime.bad_answers
     runtime.configure(answer_mode=mode, answer_bad_on_repair=bad_on_repair)

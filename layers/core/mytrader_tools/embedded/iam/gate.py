@@ -70,6 +70,8 @@ class Caller:
     policies: tuple[Policy, ...] = ()
     principal: Principal | None = None  # None: the local administrator
     session_arn: str = ""
+    # (action, resource, condition context) -> the decision: most calls repeat (the trade log's GetItem, ...)
+    decisions: dict[tuple[Any, ...], Decision] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def admin(self) -> bool:
@@ -174,10 +176,7 @@ class Gate:
             seen.decision = Decision(False, f"the embedded AWS cannot derive the resource: {exc}")
             return
         for check in seen.checks:
-            indexed = self._resource_policies.get(check.resource.split("/", 1)[0], [])
-            resource_policies = [p for res, p in indexed
-                                 if check.resource == res or check.resource.startswith(res + "/")]
-            verdict = evaluate(check, seen.caller.principal, seen.caller.policies, resource_policies)
+            verdict = self._verdict(seen.caller, check)
             if not verdict.allowed:
                 seen.decision = verdict
                 seen.checks = [check]
@@ -185,6 +184,20 @@ class Gate:
         seen.decision = Decision(True, "every check allowed")
         if call.service == "bedrock" and call.operation.name == "TagResource":
             self._remember_tags(call)
+
+    def _verdict(self, caller: Caller, check: Check) -> Decision:
+        key = (check.action, check.resource, tuple(sorted((k, v if isinstance(v, str) else tuple(v))
+                                                          for k, v in check.context.items())))
+        verdict = caller.decisions.get(key)
+        if verdict is None:
+            assert caller.principal is not None
+            indexed = self._resource_policies.get(check.resource.split("/", 1)[0], [])
+            resource_policies = [p for res, p in indexed
+                                 if check.resource == res or check.resource.startswith(res + "/")]
+            verdict = evaluate(check, caller.principal, caller.policies, resource_policies)
+            if len(caller.decisions) < 4096:
+                caller.decisions[key] = verdict
+        return verdict
 
     def denial(self, seen: Seen) -> tuple[int, dict[str, str], bytes] | None:
         """AWS's AccessDenied answer for a denied request, in the service's protocol; None when allowed."""
@@ -238,6 +251,11 @@ class Gate:
         if model is not None:
             return self._model_tags.get(model.get("modelName", ""))
         return None
+
+    def tag_resource(self, arn: str, tags: Mapping[str, str]) -> None:
+        """Tags of a resource the tools put in place without a create call (a chaos case's stand-in deployment)."""
+        with self._lock:
+            self._tags.setdefault(arn, {}).update(tags)
 
     def model_id(self, model_id: str) -> str:
         return self.model_aliases.get(model_id, model_id)

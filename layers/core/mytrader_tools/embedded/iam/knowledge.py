@@ -104,12 +104,17 @@ def only_star(action: str) -> bool:
 def format_arn(fmt: str, partition: str, region: str, account: str, **values: str) -> str:
     """An ARN from a format: ${Partition}, ${Region}, ${Account} and the type's variables (all must be given)."""
     given = {"Partition": partition, "Region": region, "Account": account, **values}
+    parts = _format_parts(fmt)
+    missing = [p[2:-1] for p in parts[1::2] if p[2:-1] not in given]
+    if missing:
+        raise KeyError(f"{fmt}: no value for {missing}")
+    return "".join(p if i % 2 == 0 else given[p[2:-1]] for i, p in enumerate(parts))
 
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in given:
-            raise KeyError(f"{fmt}: no value for ${{{m.group(1)}}}")
-        return given[m.group(1)]
-    return re.sub(r"\$\{([^}]+)\}", sub, fmt)
+
+@lru_cache(maxsize=512)
+def _format_parts(fmt: str) -> list[str]:
+    """Literal text and ${Variable}s, alternating (literals at even places)."""
+    return re.split(r"(\$\{[^}]+\})", fmt)
 
 
 @lru_cache(maxsize=512)

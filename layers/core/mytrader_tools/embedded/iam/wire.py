@@ -258,7 +258,7 @@ def _from_json(shape: Shape | None, value: Any) -> Any:
         return value
     t = shape.type_name
     if t == "structure" and isinstance(value, dict) and not getattr(shape, "is_document_type", False):
-        by_wire = {m.serialization.get("name", n): (n, m) for n, m in shape.members.items()}
+        by_wire = _by_wire(shape)
         out = {}
         for k, v in value.items():
             n, m = by_wire.get(k, (k, None))
@@ -271,6 +271,18 @@ def _from_json(shape: Shape | None, value: Any) -> Any:
     if t == "timestamp" and isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value, UTC)
     return value
+
+
+_WIRE_NAMES: dict[int, tuple[Shape, dict[str, tuple[str, Shape]]]] = {}
+
+
+def _by_wire(shape: Shape) -> dict[str, tuple[str, Shape]]:
+    """A structure's members by their wire names (once per shape: the models are loaded once per process)."""
+    found = _WIRE_NAMES.get(id(shape))
+    if found is None or found[0] is not shape:
+        found = _WIRE_NAMES[id(shape)] = (shape, {m.serialization.get("name", n): (n, m)
+                                                  for n, m in shape.members.items()})
+    return found[1]
 
 
 def _from_query(shape: Shape | None, form: dict[str, str], prefix: str) -> Any:
@@ -418,8 +430,7 @@ def _walk(shape: Shape, value: Any, path: str, errors: list[str], protocol: str)
         if not isinstance(value, dict):
             errors.append(f"{where}: expected an object, got {type(value).__name__}")
             return
-        members = shape.members
-        by_wire = {m.serialization.get("name", n): (n, m) for n, m in members.items()}
+        by_wire = _by_wire(shape)
         for k, v in value.items():
             if k not in by_wire:
                 errors.append(f"{where}: unknown member {k!r}")
