@@ -6,7 +6,16 @@ from datetime import UTC, date, datetime, timedelta
 
 from mytrader.adapters.aws.s3_market_data import session_quote
 from mytrader.adapters.tradelog import ReserveParams, TradeLog
-from mytrader.broker import BROKER_DONE, BrokerAccount, BrokerError, BrokerOrder, ExitLegs, FeeActivity, MarketClock
+from mytrader.broker import (
+    BROKER_DONE,
+    BrokerAccount,
+    BrokerError,
+    BrokerErrorKind,
+    BrokerOrder,
+    ExitLegs,
+    FeeActivity,
+    MarketClock,
+)
 from mytrader.config import RiskLimits, TradingConfig
 from mytrader.errors import DataQualityError, DataUnavailable
 from mytrader.market.calendar import nyse
@@ -102,6 +111,7 @@ class AccountBroker(ScriptedBroker):
                                    buying_power=2 * cash, cash=cash, equity=cash)
         self.fees: list[FeeActivity] = []
         self.account_error: BrokerError | None = None
+        self.market_clock: MarketClock | None = None
 
     def account(self) -> BrokerAccount:
         if self.account_error is not None:
@@ -109,7 +119,10 @@ class AccountBroker(ScriptedBroker):
         return self.state
 
     def clock(self) -> MarketClock:
-        raise NotImplementedError("the executor and outcomes do not ask for the clock")
+        """`market_clock` when a test sets one (an unscheduled closure); else unreadable, so the calendar decides."""
+        if self.market_clock is None:
+            raise BrokerError("clock unavailable", retryable=True, kind=BrokerErrorKind.UNAVAILABLE)
+        return self.market_clock
 
     def fee_activities(self, since: datetime) -> list[FeeActivity]:
         return [f for f in self.fees if f.at >= since]

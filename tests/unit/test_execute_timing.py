@@ -14,7 +14,7 @@ import pytest
 from mytrader import ledger
 from mytrader.adapters.paper_broker import PaperBroker
 from mytrader.adapters.tradelog import TradeLog
-from mytrader.broker import BrokerError, BrokerErrorKind, FeeActivity
+from mytrader.broker import BrokerError, BrokerErrorKind, FeeActivity, MarketClock
 from mytrader.clock import FixedClock
 from mytrader.config import TradingConfig
 from mytrader.market.calendar import nyse
@@ -189,6 +189,23 @@ def test_a_blocked_account_refuses_entries_naming_the_limit_until_it_clears() ->
     assert outcomes(deps, OUTCOMES_D1 + timedelta(minutes=6)).broker_block is None
     again = execute_decision(pointer(tl, buy(tl, "AAA", "d-aaa")), OUTCOMES_D1 + timedelta(minutes=7), deps)
     assert again.result is ExecutionOutcome.EXECUTED
+
+
+def test_the_brokers_clock_decides_the_session_an_order_fills_in() -> None:
+    # Given a decision after D's close, and a broker whose clock knows of an unscheduled closure: the market next
+    # opens in 3 days (the exchange calendar would say tomorrow), beyond the decision's 2-day max age
+    tl, broker = book(), AccountBroker()
+    deps = deps_for(tl, broker)
+    broker.market_clock = MarketClock(timestamp=AFTER_CLOSE, is_open=False,
+                                      next_open=CAL.session_open(D1) + timedelta(days=3),
+                                      next_close=CAL.session_close(D1) + timedelta(days=3))
+    # When the entry is executed, Then it is refused: no session opens before the decision goes stale
+    refused = execute_decision(pointer(tl, buy(tl)), AFTER_CLOSE, deps)
+    assert refused.limit == ledger.Limit.NO_SESSION
+    # And when the clock cannot be read, the exchange calendar decides (the next open is tomorrow: queued)
+    broker.market_clock = None
+    queued = execute_decision(pointer(tl, buy(tl, "AAA", "d-aaa")), AFTER_CLOSE, deps)
+    assert queued.result is ExecutionOutcome.EXECUTED and queued.filled == 0
 
 
 def test_buying_power_below_the_book_equity_sizes_the_entry_down() -> None:

@@ -57,6 +57,7 @@ from mytrader.market.guard import collar
 from mytrader.market.ticks import round_to_tick
 from mytrader.models import Action, DecisionStatus, Fill, Order, OrderSide, Position, TradeDecision
 from mytrader.portfolio import next_open
+from mytrader.ports import reports_account
 from mytrader.usecases import response_of
 from mytrader.usecases.admission import AdmissionKind, DecisionMessage, admit
 
@@ -243,12 +244,24 @@ def _entry_refused(decision: TradeDecision, exc: BrokerError, deps: ExecDeps) ->
     return ExecutionResult(decision_id=decision.decision_id, result=ExecutionOutcome.REJECTED, reason=reason)
 
 
+def _session_ahead(deps: ExecDeps, now: datetime) -> datetime | None:
+    """When an order sent now first executes: by the broker's own clock (GET /v2/clock knows unscheduled closures)
+    when it has one, else — or when the clock cannot be read — by the exchange calendar."""
+    if reports_account(deps.broker):
+        try:
+            clock = deps.broker.clock()
+            return now if clock.is_open else clock.next_open
+        except BrokerError as exc:
+            log.warning("broker clock unavailable (%s): the exchange calendar decides", exc)
+    return next_open(now)
+
+
 def _reserve(decision: TradeDecision, side: OrderSide, quote: float, now: datetime,
              deps: ExecDeps) -> Order | ExecutionResult:
     """Step 1: the ledger's verdict on the account as read, then the reservation under the same limits as
     conditions. A refusal names the limit that holds; a lost race re-reads and tries again."""
     tl, limits = deps.tradelog, deps.cfg.risk
-    in_time = ledger.opens_in_time(next_open(now), decision.decided_at, deps.max_age)
+    in_time = ledger.opens_in_time(_session_ahead(deps, now), decision.decided_at, deps.max_age)
     for _ in range(RESERVE_ATTEMPTS):
         account = tl.account_state()
         owner = tl.symbol_claim_owner(decision.symbol)
