@@ -14,8 +14,12 @@ from mytrader_tools.cli.demo import _Stages, handler_output
 from tests.unit.cli_support import one_line_error
 
 
-def test_the_functions_output_goes_to_the_log_not_the_screen(tmp_path, capsys):
+def test_the_functions_output_goes_to_the_log_not_the_screen(tmp_path, capsys, monkeypatch):
     from aws_lambda_powertools import Metrics
+
+    # (a Powertools logger an earlier test named "mytrader" stops propagation: the library's records as in a fresh run)
+    monkeypatch.setattr(logging.getLogger("mytrader"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("mytrader"), "handlers", [])
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     log = tmp_path / "handlers.log"

@@ -49,9 +49,14 @@ def test_the_alpaca_market_source_is_not_built_on_the_placeholder():
         market_source(settings, aws)
 
 
-def test_started_logs_one_line_counts_the_metric_and_returns_nothing(capsys):
+def test_started_logs_one_line_counts_the_metric_and_returns_nothing(monkeypatch):
+    import io
+
     from mytrader.app.safe_start import hand_back_batch, not_started, started
-    from mytrader.observability import metrics
+    from mytrader.observability import logger, metrics
+
+    out = io.StringIO()  # the shared logger's handler keeps the stdout of whichever test created it
+    monkeypatch.setattr(logger.registered_handler, "stream", out)
 
     def build() -> object:
         raise SecretNotSet("broker secret mytrader/broker/paper still holds the placeholder 'set-me'")
@@ -62,7 +67,7 @@ def test_started_logs_one_line_counts_the_metric_and_returns_nothing(capsys):
         assert SECRET_NOT_SET_METRIC in metrics.metric_set
     finally:
         metrics.clear_metrics()
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if "not started" in ln]
+    lines = [ln for ln in out.getvalue().splitlines() if "not started" in ln]
     assert len(lines) == 1 and "placeholder" in lines[0] and "doctor" in lines[0]
     assert not_started()["status"] == "not_configured"
     assert started(lambda: "deps") == "deps"
