@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -14,6 +16,7 @@ from mytrader_tools.cli.demo import _Stages, handler_output
 from tests.unit.cli_support import one_line_error
 
 
+@pytest.mark.skipif(os.environ.get("MYTRADER_ISOLATED") != "1", reason="run in its own process below")
 def test_the_functions_output_goes_to_the_log_not_the_screen(tmp_path, capsys, monkeypatch):
     from aws_lambda_powertools import Metrics
 
@@ -84,3 +87,16 @@ def test_demo_summary_lines_say_what_happened() -> None:
     assert finetune_text(ft) == "not run — not enough data: 36 training records, need 300"
     assert terminal_states_text({"FILLED": 4, "SKIPPED": 79, "PENDING": 0}) == \
         "decisions by final state: FILLED 4, SKIPPED 79"
+
+
+def test_functions_output_in_a_fresh_process():
+    """The logging assertions above depend on the process's logging state (the shared Powertools logger keeps
+    the stream and level of whichever test created it): run them in a process of their own."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MYTRADER_ISOLATED": "1"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+                           f"{__file__}::test_the_functions_output_goes_to_the_log_not_the_screen"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:]
