@@ -117,11 +117,15 @@ def pytest_sessionfinish(session, exitstatus):
     merged["unused_grants"] = _unused_grants(merged) if run["complete"] else []
     IAM_RECORD.write_text(json.dumps({**merged, "template_inputs": inputs_hash(), "integration_run": run,
                                       "integration_complete": run["complete"]}, indent=1))
-    # Unused grants are reported, not yet failed on: the grants CDK's helpers add (stream, tagging, queue-URL actions)
-    # still need narrowing to the recorded calls (tests/infra/test_iam_template.py marks the check xfail until then).
-    bad = sum(merged["denied"].values()) + sum(merged["invalid"].values())
+    bad = _failures(merged)
     if bad and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _failures(merged: dict) -> int:
+    """Denied calls, invalid requests or answers, and (after a complete integration run) grants no call used."""
+    return (sum(merged["denied"].values()) + sum(merged["invalid"].values())
+            + len(merged.get("unused_grants", [])))
 
 
 def _unused_grants(merged: dict) -> list[str]:
@@ -131,7 +135,7 @@ def _unused_grants(merged: dict) -> list[str]:
     from mytrader_tools.embedded.iam.template import load_template
 
     keys = {spec.name(DEFAULT_PREFIX): key for key, spec in FUNCTIONS.items()}
-    return audit.unused_grants(audit.deployed_iam(load_template()), keys, merged["actions"])
+    return audit.unused_grants(audit.deployed_iam(load_template()), keys, merged["statements"])
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -144,12 +148,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         return
     from mytrader_tools.embedded.iam.recorder import table
 
-    bad = sum(merged["denied"].values()) + sum(merged["invalid"].values())
+    bad = _failures(merged)
     terminalreporter.section("embedded AWS: calls per caller (IAM denials, invalid requests/answers)",
                              red=bool(bad), green=not bad)
     terminalreporter.write_line(table(merged))
     for grant in merged.get("unused_grants", []):
-        terminalreporter.write_line(f"  UNUSED GRANT (reported, not failed on yet) {grant}")
+        terminalreporter.write_line(f"  UNUSED GRANT {grant}")
     if bad:
-        terminalreporter.write_line("FAILED: the embedded AWS denied or found invalid calls above "
-                                    "(docs/contributing-iam.md)", red=True)
+        terminalreporter.write_line("FAILED: the embedded AWS denied or found invalid calls, or a function holds a "
+                                    "grant no call used (above; docs/contributing-iam.md)", red=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
@@ -13,8 +12,13 @@ from constructs import Construct
 from mytrader.stack_spec import DECISIONS_DLQ, DECISIONS_QUEUE, SCHEDULE_DLQ, SCHEDULE_TIMEZONE
 
 from .access import (
+    CACHE_BATCHES,
+    TRADE_LOG_DECIDE,
+    FailedInvocationsQueue,
     advisor_invoke_statements,
+    allow,
     deployments_arn,
+    grant_objects,
     grant_parameter_read,
     grant_sources,
     grant_table,
@@ -62,7 +66,7 @@ class Decisions(Construct):
         self.function = make_function(self, "decision_cycle", prefix=p, layer=layer, arch=settings.architecture,
                                       env={**env, "DECISIONS_QUEUE_URL": self.queue.queue_url},
                                       strategy=settings.strategy_package)  # it decides with it
-        self.function.configure_async_invoke(on_failure=destinations.SqsDestination(self.schedule_dlq),
+        self.function.configure_async_invoke(on_failure=FailedInvocationsQueue(self.schedule_dlq),
                                              retry_attempts=2, max_event_age=Duration.minutes(10))
         self.schedule = scheduler.Schedule(
             self, "decision-schedule", schedule_name=f"{p}-decision-cycle",
@@ -77,19 +81,19 @@ class Decisions(Construct):
         assert SCHEDULE_TIMEZONE == "America/New_York"
         # Least privilege: each grant follows from a code path of the decision cycle under these settings.
         # decisions, skips, memos, the token budget
-        grant_table(storage.trade_log, self.function, write=True, indexes=True)
+        grant_table(storage.trade_log, self.function, "TradeLog", TRADE_LOG_DECIDE, indexes=True)
         grant_sources(storage, self.function, settings, market=True, news=True)  # read only
-        storage.datasets.grant_put(self.function, "prompts/*")  # the prompt archive
-        self.queue.grant_send_messages(self.function)
+        grant_objects(storage.datasets, self.function, "PromptArchive", ["s3:PutObject"], "prompts")
+        allow(self.function, "PublishDecisions", ["sqs:SendMessage"], [self.queue.queue_arn])
         for key in ("MODE", "ACTIVE_MODEL", "SHADOW_MODEL"):  # the gates read each cycle (decide.py)
-            grant_parameter_read(storage.params[key], self.function)
+            grant_parameter_read(storage.params[key], self.function, f"Read{key.title().replace('_', '')}")
         for statement in advisor_invoke_statements(self, settings, "InvokeAdvisor"):
             self.function.add_to_role_policy(statement)
         self.function.add_to_role_policy(iam.PolicyStatement(
             sid="InvokePromotedCustomModel", actions=["bedrock:InvokeModel"], resources=[deployments_arn(self)],
             conditions=stack_tag(p)))
         if settings.news_source != "none":
-            grant_table(storage.sentiment_cache, self.function, write=True)
+            grant_table(storage.sentiment_cache, self.function, "SentimentCache", CACHE_BATCHES)
             self.function.add_to_role_policy(iam.PolicyStatement(
                 sid="ComprehendSentiment", actions=["comprehend:BatchDetectSentiment"],
                 resources=["*"]))  # Comprehend's sentiment APIs have no resource-level permissions

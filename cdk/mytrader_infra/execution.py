@@ -5,14 +5,21 @@ import json
 
 from aws_cdk import Duration, TimeZone
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from constructs import Construct
 
 from mytrader.stack_spec import EXECUTOR_MAX_CONCURRENCY
 
-from .access import grant_sources, grant_table
+from .access import (
+    IDEMPOTENCY_RECORDS,
+    TRADE_LOG_BOOK,
+    TRADE_LOG_EXECUTE,
+    FailedInvocationsQueue,
+    allow,
+    grant_sources,
+    grant_table,
+)
 from .decisions import Decisions, cron_parts
 from .functions import make_function
 from .settings import DeploySettings
@@ -32,10 +39,18 @@ class Execution(Construct):
                                       strategy=settings.strategy_package)  # admission: its time limit
         # Batches of 10 with partial failures; at most 5 concurrent batches: message groups (symbols) still run
         # in parallel, while the broker and the account item see a bounded request rate.
-        self.executor.add_event_source(sources.SqsEventSource(
-            decisions.queue, batch_size=10, report_batch_item_failures=True, max_concurrency=EXECUTOR_MAX_CONCURRENCY))
+        # (A mapping, not CDK's SqsEventSource, whose grant adds GetQueueUrl: the role holds what Lambda's poller
+        # uses, ReceiveMessage, DeleteMessage, GetQueueAttributes, and ChangeMessageVisibility for retry delays.)
+        self.executor.add_event_source_mapping(
+            "decisions-queue", event_source_arn=decisions.queue.queue_arn, batch_size=10,
+            report_batch_item_failures=True, max_concurrency=EXECUTOR_MAX_CONCURRENCY)
+        allow(self.executor, "DecisionsQueueEvents", ["sqs:ReceiveMessage", "sqs:DeleteMessage",
+                                                      "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+              [decisions.queue.queue_arn])
         self.outcomes = make_function(self, "outcomes", prefix=p, layer=layer, arch=settings.architecture,
                                       env={**env, **queue_env})
+        self.outcomes.configure_async_invoke(on_failure=FailedInvocationsQueue(decisions.schedule_dlq),
+                                             retry_attempts=2, max_event_age=Duration.minutes(10))
         self.schedule = scheduler.Schedule(
             self, "outcomes-schedule", schedule_name=f"{p}-outcomes",
             schedule=scheduler.ScheduleExpression.cron(time_zone=TimeZone.AMERICA_NEW_YORK,
@@ -44,9 +59,10 @@ class Execution(Construct):
                                         max_event_age=Duration.minutes(10)))
         # Least privilege: no parameter is read (the kill switch lives on the account, the clock is the system's);
         # quotes and bars come from the market source, orders go to the paper book or Alpaca.
-        for fn in (self.executor, self.outcomes):
-            grant_table(storage.trade_log, fn, write=True, indexes=True)
+        for fn, used in ((self.executor, TRADE_LOG_EXECUTE), (self.outcomes, TRADE_LOG_BOOK)):
+            grant_table(storage.trade_log, fn, "TradeLog", used, indexes=True)
             grant_sources(storage, fn, settings, market=True, broker=True)
-        grant_table(storage.idempotency, self.executor, write=True)
-        decisions.queue.grant_send_messages(self.outcomes)  # re-sends decisions stuck in PENDING
-        decisions.dlq.grant_consume_messages(self.outcomes)  # archives dead letters in the trade log, then deletes
+        grant_table(storage.idempotency, self.executor, "IdempotencyRecords", IDEMPOTENCY_RECORDS)
+        allow(self.outcomes, "ResendPendingDecisions", ["sqs:SendMessage"], [decisions.queue.queue_arn])
+        allow(self.outcomes, "ArchiveDeadLetters", ["sqs:ReceiveMessage", "sqs:DeleteMessage"],  # then deleted
+              [decisions.dlq.queue_arn])

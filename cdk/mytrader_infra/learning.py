@@ -14,8 +14,11 @@ from constructs import Construct
 from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
 from .access import (
+    TRADE_LOG_READ,
     advisor_invoke_statements,
+    allow,
     deployments_arn,
+    grant_objects,
     grant_parameter_read,
     grant_sources,
     grant_table,
@@ -53,21 +56,25 @@ class Learning(Construct):
         self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture,
                                    env=learn_env)
         # The export: labelled decisions from the trade log, bars from the market source, datasets written to S3.
-        grant_table(storage.trade_log, self.export, write=False, indexes=True)
+        grant_table(storage.trade_log, self.export, "TradeLog", TRADE_LOG_READ, indexes=True)
         grant_sources(storage, self.export, settings, market=True)
-        storage.datasets.grant_put(self.export, "datasets/*")
+        grant_objects(storage.datasets, self.export, "WriteDatasets", ["s3:PutObject"], "datasets")
         # The tasks (finetune_tasks handler -> usecases/learn.py), each grant from one of their calls; no market
         # source and no broker secret.
-        storage.datasets.grant_read(self.tasks, "datasets/*")  # the validation split the evaluation replays
-        grant_table(storage.trade_log, self.tasks, write=False, indexes=True)  # shadow predictions of the candidate
-        grant_parameter_read(storage.params["ACTIVE_MODEL"], self.tasks)  # evaluate, promote
-        for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL"):  # promote
-            storage.params[key].grant_write(self.tasks)
+        # the validation split the evaluation replays (written by the export: no missing key to tell apart)
+        grant_objects(storage.datasets, self.tasks, "ReadDatasets", ["s3:GetObject"], "datasets")
+        grant_table(storage.trade_log, self.tasks, "TradeLog", TRADE_LOG_READ, indexes=True)  # shadow predictions
+        grant_parameter_read(storage.params["ACTIVE_MODEL"], self.tasks, "ReadActiveModel")  # evaluate, promote
+        allow(self.tasks, "PromoteModel", ["ssm:PutParameter"],  # promote (and roll back)
+              [storage.params[key].parameter_arn for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL")])
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # request_approval: the token the CLI answers with
             sid="PendingApproval", actions=["ssm:PutParameter"],
             resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=f"{p}/pending-approval")]))
-        monitoring.topic.grant_publish(self.tasks)  # notify (and the KMS key the topic is encrypted with)
-        self.bedrock_role.grant_pass_role(self.tasks.grant_principal)  # iam:PassRole on exactly this role
+        allow(self.tasks, "NotifyOperators", ["sns:Publish"], [monitoring.topic.topic_arn])  # notify
+        allow(self.tasks, "AlarmTopicKey", ["kms:Decrypt", "kms:GenerateDataKey*"],  # SNS encrypts with it
+              [monitoring.key.key_arn])
+        allow(self.tasks, "PassCustomizationRole", ["iam:PassRole"], [self.bedrock_role.role_arn],  # to Bedrock only
+              {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}})
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # create_job (with job and model tags), job_status
             sid="ModelCustomization",
             actions=["bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob", "bedrock:TagResource"],

@@ -12,8 +12,8 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 
 P = "AwsSolutions::AwsSolutions-"
-S3_GRANT = "CDK grant helper scoped to the datasets bucket"
-DDB_INDEX = "grant_read_write_data on the trade log includes its GSIs (the documented access patterns)"
+S3_GRANT = "CDK grant_read for the role Bedrock's customization job assumes: the datasets bucket's datasets/ only"
+DDB_INDEX = "item actions on the trade log include its GSIs (the documented access patterns)"
 VERSIONS = "Step Functions invokes the task functions' versions/aliases (CDK grant_invoke)"
 
 # (finding id, reason). <ACCOUNT> and <REGION> stand for the stack's account and region.
@@ -27,8 +27,7 @@ ACKNOWLEDGEMENTS: list[tuple[str, str]] = [
      "state machine's CloudWatch Logs delivery actions, none of which support resource-level permissions "
      "(tests/infra lists the exact actions)"),
     (f"{P}IAM5[Action::s3:List*]", S3_GRANT), (f"{P}IAM5[Action::s3:GetObject*]", S3_GRANT),
-    (f"{P}IAM5[Action::s3:GetBucket*]", S3_GRANT), (f"{P}IAM5[Action::s3:DeleteObject*]", S3_GRANT),
-    (f"{P}IAM5[Action::s3:Abort*]", S3_GRANT),
+    (f"{P}IAM5[Action::s3:GetBucket*]", S3_GRANT),
     (f"{P}IAM5[Resource::<storagetradelog0B250099.Arn>/index/*]", DDB_INDEX),
     (f"{P}IAM5[Resource::<storagedatasets58EEB726.Arn>/market-data/*]",
      "price files the functions replay (s3 market data)"),
@@ -52,7 +51,7 @@ ACKNOWLEDGEMENTS: list[tuple[str, str]] = [
     (f"{P}IAM5[Resource::arn:<AWS::Partition>:bedrock:<REGION>::foundation-model/amazon.nova-*]",
      "the Nova base models that fine-tuning may start from"),
     (f"{P}IAM5[Action::kms:GenerateDataKey*]",
-     "CDK grant_publish on the alarm topic: data keys of its customer-managed key only (that key's ARN)"),
+     "publishing to the encrypted alarm topic: data keys of its customer-managed key only (that key's ARN)"),
 ]
 
 

@@ -73,10 +73,23 @@ def test_schedule_time_zone_expression_and_dlq(template):
     assert json.loads(s["Target"]["Input"])["scheduled_time"] == "<aws.scheduler.scheduled-time>"
 
 
-def test_decision_cycle_has_an_on_failure_destination(template):
-    (cfg,) = resources(template, "AWS::Lambda::EventInvokeConfig").values()
-    assert cfg["Properties"]["FunctionName"]["Ref"].startswith("decisionsdecisioncyclefn")
-    assert "Fn::GetAtt" in cfg["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+def test_both_scheduled_functions_send_failed_invocations_to_the_schedule_dlq(template):
+    """Given the template, then the decision cycle and outcomes (invoked asynchronously by Scheduler) each have an
+    on-failure destination, the schedule DLQ, and their roles may send to it (sqs:SendMessage only)."""
+    configs = list(resources(template, "AWS::Lambda::EventInvokeConfig").values())
+    functions = sorted(c["Properties"]["FunctionName"]["Ref"].rstrip("0123456789ABCDEF") for c in configs)
+    assert functions == ["decisionsdecisioncyclefn", "executionoutcomesfn"]
+    for cfg in configs:
+        dest = cfg["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        assert dest["Fn::GetAtt"][0].startswith("decisionsscheduledlq")
+        fn = cfg["Properties"]["FunctionName"]["Ref"]
+        assert fn.startswith(("decisionsdecisioncyclefn", "executionoutcomesfn"))
+        role = template["Resources"][fn]["Properties"]["Role"]["Fn::GetAtt"][0]
+        statements = [st for res in resources(template, "AWS::IAM::Policy").values()
+                      if {"Ref": role} in res["Properties"]["Roles"]
+                      for st in res["Properties"]["PolicyDocument"]["Statement"]]
+        (send,) = [st for st in statements if st.get("Sid") == "AsyncFailuresToDeadLetterQueue"]
+        assert send["Action"] == "sqs:SendMessage" and send["Resource"] == dest
 
 
 def test_state_machine_is_the_shared_definition_with_customization_and_promotion(template):

@@ -39,11 +39,14 @@ def statements_granting(template: dict, function_name: str, action: str) -> list
 
 
 def without(template: dict, function_name: str, action: str) -> dict:
-    """The template with `action` taken out of every statement of the function's role."""
+    """The template with `action` taken out of every statement of the function's role (a statement left with no
+    action is removed: IAM refuses an empty Action)."""
     t = copy.deepcopy(template)
     for st in statements_granting(t, function_name, action):
         acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         st["Action"] = [a for a in acts if a != action]
+    for doc in role_policies(t, function_name):
+        doc["Statement"] = [st for st in doc["Statement"] if st.get("Action") != []]
     return t
 
 
@@ -139,3 +142,26 @@ def test_a_denial_answers_in_each_services_own_shape(embedded, stack, iam_denial
         err = denied.value.response
         assert (err["Error"]["Code"], err["ResponseMetadata"]["HTTPStatusCode"]) == (code, status), service
         assert "is not authorized to perform" in err["Error"]["Message"], service
+
+
+def test_a_missing_price_file_is_no_such_key_only_with_list_bucket(embedded, template, iam_denials_expected):
+    """Given the decision cycle's grants (s3:GetObject under market-data/ and s3:ListBucket on the bucket), when it
+    reads a price file that does not exist, then S3 says NoSuchKey (the source records a skip); given the template
+    without the ListBucket grant, then the same read is AccessDenied, as S3 answers a caller that may not list."""
+    cycle_name = "mytrader-decision-cycle"
+    missing = {"Key": "market-data/NOPE.csv"}
+    stack = local_stack(embedded, template)
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="market-data/NVDA.csv", Body=b"date,open\n")
+    s3 = stack._sessions["decision_cycle"].client("s3")
+    with pytest.raises(ClientError) as no_key:
+        s3.get_object(Bucket=stack.bucket, **missing)
+    assert no_key.value.response["Error"]["Code"] == "NoSuchKey"
+    assert s3.get_object(Bucket=stack.bucket, Key="market-data/NVDA.csv")["Body"].read()  # present: read
+
+    stack = local_stack(embedded, without(template, cycle_name, "s3:ListBucket"))
+    stack.client("s3").put_object(Bucket=stack.bucket, Key="market-data/NVDA.csv", Body=b"date,open\n")
+    s3 = stack._sessions["decision_cycle"].client("s3")
+    with pytest.raises(ClientError) as denied:
+        s3.get_object(Bucket=stack.bucket, **missing)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert s3.get_object(Bucket=stack.bucket, Key="market-data/NVDA.csv")["Body"].read()  # present: still read

@@ -170,7 +170,8 @@ class Router:
         seen = gate.before(environ) if gate is not None and not path.startswith("/moto-api") else None
         denied = gate.denial(seen) if gate is not None and seen is not None else None
         local = denied if denied is not None else self._local(service, path, environ)
-        if gate is not None:
+        object_read = gate is not None and local is None and gate.reads_object(seen)
+        if gate is not None and not object_read:
             gate.after(seen, local if denied is None else None)
         if local is not None:
             status, headers, body = local
@@ -183,8 +184,34 @@ class Router:
                 app = self._apps[service] = self.moto_app.get_application(environ)
             if service == "dynamodb":
                 return self._dynamodb(app, environ, start_response)
+            if object_read:
+                return self._object_read(app, environ, start_response, seen)
             return app(environ, start_response)
         return self.moto_app(environ, start_response)
+
+    def _object_read(self, app, environ, start_response, seen):
+        """moto's answer to an S3 object read, except that a missing key is AccessDenied to a caller without
+        s3:ListBucket on the bucket (Gate.missing_key); the call is recorded once it is decided."""
+        answered: dict[str, Any] = {}
+
+        def capture(status, headers, exc_info=None):
+            answered["status"], answered["headers"] = status, headers
+            return lambda data: None
+
+        chunks = app(environ, capture)
+        try:
+            body = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        gate = self.gate
+        assert gate is not None  # an object read is only told apart with a gate
+        denied = gate.missing_key(seen) if answered["status"].startswith("404") else None
+        gate.after(seen, None)
+        if denied is not None:
+            status, headers, deny_body = denied
+            return Response(deny_body, status=status, headers=headers)(environ, start_response)
+        start_response(answered["status"], answered["headers"])
+        return [body]
 
     def _local(self, service: str | None, path: str, environ):
         """The answer of a local service (or an injected fault), or None for moto."""

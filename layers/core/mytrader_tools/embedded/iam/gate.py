@@ -86,6 +86,7 @@ class Seen:
     checks: list[Check] = field(default_factory=list)
     decision: Decision | None = None
     invalid: list[str] = field(default_factory=list)
+    allowed_by: list[tuple[str, str]] = field(default_factory=list)  # (action, "<policy>/<sid>") per check
 
 
 class Gate:
@@ -180,10 +181,33 @@ class Gate:
             if not verdict.allowed:
                 seen.decision = verdict
                 seen.checks = [check]
+                seen.allowed_by = []
                 return
+            seen.allowed_by.append((check.action, verdict.statement))
         seen.decision = Decision(True, "every check allowed")
         if call.service == "bedrock" and call.operation.name == "TagResource":
             self._remember_tags(call)
+
+    @staticmethod
+    def reads_object(seen: Seen | None) -> bool:
+        """An S3 object read a role was allowed: whether the key exists decides what S3 may tell it (missing_key)."""
+        return (seen is not None and seen.call is not None and not seen.caller.admin and seen.call.service == "s3"
+                and seen.call.operation.name in ("GetObject", "HeadObject")
+                and seen.decision is not None and seen.decision.allowed)
+
+    def missing_key(self, seen: Seen) -> tuple[int, dict[str, str], bytes] | None:
+        """S3 answers a read of a missing key with 404 NoSuchKey only to a caller allowed s3:ListBucket on the
+        bucket; to any other, 403 AccessDenied (so a grant of s3:GetObject alone turns "no such file" into a denial,
+        as on AWS). None: the 404 stands (and the ListBucket grant is recorded as used)."""
+        assert seen.call is not None
+        (check,) = actions.needs("s3", "ListObjectsV2", {"Bucket": seen.call.params["Bucket"]}, self)
+        verdict = self._verdict(seen.caller, check)
+        if verdict.allowed:
+            seen.checks.append(check)
+            seen.allowed_by.append((check.action, verdict.statement))
+            return None
+        seen.decision, seen.checks, seen.allowed_by = verdict, [check], []
+        return self.denial(seen)
 
     def _verdict(self, caller: Caller, check: Check) -> Decision:
         key = (check.action, check.resource, tuple(sorted((k, v if isinstance(v, str) else tuple(v))

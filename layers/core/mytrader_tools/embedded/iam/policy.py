@@ -96,6 +96,8 @@ def _statement(s: Mapping[str, Any], index: int) -> Statement:
         raise ValueError(f"statement {index}: Effect must be Allow or Deny, not {s.get('Effect')!r}")
     if ("Action" in s) == ("NotAction" in s) or ("Resource" in s and "NotResource" in s):
         raise ValueError(f"statement {index}: exactly one of Action/NotAction, at most one of Resource/NotResource")
+    if any(key in s and not _strings(s[key]) for key in ("Action", "NotAction", "Resource", "NotResource")):
+        raise ValueError(f"statement {index}: an empty Action, NotAction, Resource or NotResource (IAM refuses it)")
     return Statement(effect=s["Effect"], actions=_strings(s.get("Action")), not_actions=_strings(s.get("NotAction")),
                      resources=_strings(s.get("Resource")), not_resources=_strings(s.get("NotResource")),
                      conditions=s.get("Condition") or {}, principal=s.get("Principal"), sid=s.get("Sid", f"#{index}"))
@@ -105,6 +107,7 @@ def _statement(s: Mapping[str, Any], index: int) -> Statement:
 class Decision:
     allowed: bool
     reason: str  # "allowed by <policy>/<sid>", "explicit deny in ...", "no statement allows ...", "unsupported ..."
+    statement: str = ""  # allowed: the "<policy>/<sid>" that allowed it (the first that does)
 
 
 def evaluate(check: Check, principal: Principal, identity: Iterable[Policy], resource: Iterable[Policy] = ()
@@ -124,7 +127,7 @@ def evaluate(check: Check, principal: Principal, identity: Iterable[Policy], res
             if allow is None and (not policy.resource_policy or _grants_to(st.principal, principal)):
                 allow = f"{policy.name}/{st.sid}"
     if allow is not None:
-        return Decision(True, f"allowed by {allow}")
+        return Decision(True, f"allowed by {allow}", allow)
     return Decision(False, f"no statement allows {check.action} on {check.resource}")
 
 

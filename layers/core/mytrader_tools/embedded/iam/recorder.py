@@ -33,6 +33,8 @@ class Recorder:
             self.invalid: Counter[str] = Counter()
             self.roles: dict[str, str] = {}  # label -> role logical id
             self.actions: dict[str, Counter[str]] = {}  # role logical id -> action -> allowed checks
+            # role logical id -> "<policy>/<sid> <action>" -> checks that statement allowed (the unused-grant check)
+            self.statements: dict[str, Counter[str]] = {}
             self.denials: list[dict[str, str]] = []
             self.invalid_details: list[dict[str, str]] = []
 
@@ -68,6 +70,9 @@ class Recorder:
                 used = self.actions.setdefault(seen.caller.role_id, Counter())
                 for check in seen.checks:
                     used[check.action] += 1
+                by = self.statements.setdefault(seen.caller.role_id, Counter())
+                for action, statement in seen.allowed_by:
+                    by[f"{statement} {action}"] += 1
             if seen.invalid:
                 self.invalid[label] += 1
                 self._detail(self.invalid_details, {"function": label, "operation": op,
@@ -83,25 +88,28 @@ class Recorder:
             return {"calls": dict(self.calls), "denied": dict(self.denied),
                     "expected_denied": dict(self.expected_denied), "invalid": dict(self.invalid),
                     "roles": dict(self.roles), "actions": {r: dict(c) for r, c in self.actions.items()},
+                    "statements": {r: dict(c) for r, c in self.statements.items()},
                     "denials": list(self.denials), "invalid_details": list(self.invalid_details)}
 
 
 def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"calls": Counter(), "denied": Counter(), "expected_denied": Counter(), "invalid": Counter(),
-                           "roles": {}, "actions": {}, "denials": [], "invalid_details": []}
+                           "roles": {}, "actions": {}, "statements": {}, "denials": [], "invalid_details": []}
     for snap in snapshots:
         for key in ("calls", "denied", "expected_denied", "invalid"):
             out[key].update(snap.get(key, {}))
         out["roles"].update(snap.get("roles", {}))
-        for role, used in snap.get("actions", {}).items():
-            out["actions"].setdefault(role, Counter()).update(used)
+        for key in ("actions", "statements"):
+            for role, used in snap.get(key, {}).items():
+                out[key].setdefault(role, Counter()).update(used)
         for key in ("denials", "invalid_details"):
             for item in snap.get(key, []):
                 if item not in out[key] and len(out[key]) < MAX_DETAILS:
                     out[key].append(item)
     for key in ("calls", "denied", "expected_denied", "invalid"):
         out[key] = dict(out[key])
-    out["actions"] = {r: dict(c) for r, c in out["actions"].items()}
+    for key in ("actions", "statements"):
+        out[key] = {r: dict(c) for r, c in out[key].items()}
     return out
 
 
