@@ -28,7 +28,6 @@ _PUT, _UPDATE, _DELETE = "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:De
 TRADE_LOG_DECIDE = [_GET, _BATCH_GET, _QUERY, _PUT, _UPDATE]  # decisions, skips, memos, the token budget
 TRADE_LOG_EXECUTE = [_GET, _QUERY, _PUT, _UPDATE, _DELETE, "dynamodb:ConditionCheckItem"]  # reserve, submit, settle
 TRADE_LOG_BOOK = [_GET, _QUERY, _PUT, _UPDATE, _DELETE]  # outcomes: fills, exits, reconciliation, dead letters
-TRADE_LOG_READ = [_QUERY]  # the export's labelled decisions, the evaluation's shadow predictions
 IDEMPOTENCY_RECORDS = [_GET, _PUT, _UPDATE, _DELETE]  # Powertools' DynamoDBPersistenceLayer
 CACHE_BATCHES = [_BATCH_GET, "dynamodb:BatchWriteItem"]  # the sentiment cache (adapters/aws/dynamo_caches.py)
 
@@ -39,10 +38,14 @@ def allow(fn: lambda_.IFunction, sid: str, actions: list[str], resources: list[s
     fn.add_to_role_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions))
 
 
-def grant_table(table: ddb.ITableV2, fn: lambda_.IFunction, sid: str, actions: list[str], *,
-                indexes: bool = False) -> None:
-    """These item actions on a table (and its GSIs when it has some)."""
-    allow(fn, sid, actions, [table.table_arn] + ([f"{table.table_arn}/index/*"] if indexes else []))
+def grant_table(table: ddb.ITableV2, fn: lambda_.IFunction, sid: str, actions: list[str]) -> None:
+    """These item actions (and Query) on the table itself."""
+    allow(fn, sid, actions, [table.table_arn])
+
+
+def grant_index_queries(table: ddb.ITableV2, fn: lambda_.IFunction, sid: str) -> None:
+    """Query on the table's GSIs (the trade log's documented access patterns by symbol, status, ...)."""
+    allow(fn, sid, [_QUERY], [f"{table.table_arn}/index/*"])
 
 
 def grant_objects(bucket: s3.IBucket, fn: lambda_.IFunction, sid: str, actions: list[str], prefix: str) -> None:

@@ -81,7 +81,7 @@ class Decisions(Construct):
         assert SCHEDULE_TIMEZONE == "America/New_York"
         # Least privilege: each grant follows from a code path of the decision cycle under these settings.
         # decisions, skips, memos, the token budget
-        grant_table(storage.trade_log, self.function, "TradeLog", TRADE_LOG_DECIDE, indexes=True)
+        grant_table(storage.trade_log, self.function, "TradeLog", TRADE_LOG_DECIDE)
         grant_sources(storage, self.function, settings, market=True, news=True)  # read only
         grant_objects(storage.datasets, self.function, "PromptArchive", ["s3:PutObject"], "prompts")
         allow(self.function, "PublishDecisions", ["sqs:SendMessage"], [self.queue.queue_arn])

@@ -17,6 +17,7 @@ from .access import (
     TRADE_LOG_EXECUTE,
     FailedInvocationsQueue,
     allow,
+    grant_index_queries,
     grant_sources,
     grant_table,
 )
@@ -39,14 +40,13 @@ class Execution(Construct):
                                       strategy=settings.strategy_package)  # admission: its time limit
         # Batches of 10 with partial failures; at most 5 concurrent batches: message groups (symbols) still run
         # in parallel, while the broker and the account item see a bounded request rate.
-        # (A mapping, not CDK's SqsEventSource, whose grant adds GetQueueUrl: the role holds what Lambda's poller
-        # uses, ReceiveMessage, DeleteMessage, GetQueueAttributes, and ChangeMessageVisibility for retry delays.)
+        # (A mapping, not CDK's SqsEventSource, whose grant adds GetQueueUrl and ChangeMessageVisibility: the role
+        # holds what AWS documents for the poller, ReceiveMessage, DeleteMessage and GetQueueAttributes.)
         self.executor.add_event_source_mapping(
             "decisions-queue", event_source_arn=decisions.queue.queue_arn, batch_size=10,
             report_batch_item_failures=True, max_concurrency=EXECUTOR_MAX_CONCURRENCY)
-        allow(self.executor, "DecisionsQueueEvents", ["sqs:ReceiveMessage", "sqs:DeleteMessage",
-                                                      "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
-              [decisions.queue.queue_arn])
+        allow(self.executor, "DecisionsQueueEvents",
+              ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [decisions.queue.queue_arn])
         self.outcomes = make_function(self, "outcomes", prefix=p, layer=layer, arch=settings.architecture,
                                       env={**env, **queue_env})
         self.outcomes.configure_async_invoke(on_failure=FailedInvocationsQueue(decisions.schedule_dlq),
@@ -60,7 +60,8 @@ class Execution(Construct):
         # Least privilege: no parameter is read (the kill switch lives on the account, the clock is the system's);
         # quotes and bars come from the market source, orders go to the paper book or Alpaca.
         for fn, used in ((self.executor, TRADE_LOG_EXECUTE), (self.outcomes, TRADE_LOG_BOOK)):
-            grant_table(storage.trade_log, fn, "TradeLog", used, indexes=True)
+            grant_table(storage.trade_log, fn, "TradeLog", used)
+            grant_index_queries(storage.trade_log, fn, "TradeLogIndexes")
             grant_sources(storage, fn, settings, market=True, broker=True)
         grant_table(storage.idempotency, self.executor, "IdempotencyRecords", IDEMPOTENCY_RECORDS)
         allow(self.outcomes, "ResendPendingDecisions", ["sqs:SendMessage"], [decisions.queue.queue_arn])

@@ -14,14 +14,13 @@ from constructs import Construct
 from mytrader.stack_spec import FINETUNE_BASE_MODEL, STATE_MACHINE_NAME
 
 from .access import (
-    TRADE_LOG_READ,
     advisor_invoke_statements,
     allow,
     deployments_arn,
+    grant_index_queries,
     grant_objects,
     grant_parameter_read,
     grant_sources,
-    grant_table,
     stack_tag,
 )
 from .functions import make_function
@@ -45,9 +44,14 @@ class Learning(Construct):
                 "StringEquals": {"aws:SourceAccount": account},
                 "ArnLike": {"aws:SourceArn": f"arn:{part}:bedrock:{region}:{account}:model-customization-job/*"}}),
             description="Assumed by Bedrock to read fine-tuning datasets and write job outputs")
-        storage.datasets.grant_read(self.bedrock_role, "datasets/*")
-        self.bedrock_role.add_to_policy(iam.PolicyStatement(  # the job's output (metrics, logs): objects only
-            actions=["s3:PutObject"], resources=[storage.datasets.arn_for_objects("finetune-output/*")]))
+        # What Bedrock's customization example policy gives the job: the training data read, the bucket listed,
+        # the output (metrics, logs) written and read back.
+        for sid, actions, resources in (
+                ("TrainingData", ["s3:GetObject"], [storage.datasets.arn_for_objects("datasets/*")]),
+                ("ListDatasetsBucket", ["s3:ListBucket"], [storage.datasets.bucket_arn]),
+                ("JobOutput", ["s3:GetObject", "s3:PutObject"],
+                 [storage.datasets.arn_for_objects("finetune-output/*")])):
+            self.bedrock_role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources))
         learn_env = {**env, "BEDROCK_ROLE_ARN": self.bedrock_role.role_arn,
                      "ALARM_TOPIC_ARN": monitoring.topic.topic_arn, "FINETUNE_BASE_MODEL": FINETUNE_BASE_MODEL,
                      "STATE_MACHINE_NAME": f"{p}-{STATE_MACHINE_NAME}"}
@@ -56,14 +60,14 @@ class Learning(Construct):
         self.tasks = make_function(self, "finetune_tasks", prefix=p, layer=layer, arch=settings.architecture,
                                    env=learn_env)
         # The export: labelled decisions from the trade log, bars from the market source, datasets written to S3.
-        grant_table(storage.trade_log, self.export, "TradeLog", TRADE_LOG_READ, indexes=True)
+        grant_index_queries(storage.trade_log, self.export, "TradeLogIndexes")  # labelled decisions by status
         grant_sources(storage, self.export, settings, market=True)
         grant_objects(storage.datasets, self.export, "WriteDatasets", ["s3:PutObject"], "datasets")
         # The tasks (finetune_tasks handler -> usecases/learn.py), each grant from one of their calls; no market
         # source and no broker secret.
         # the validation split the evaluation replays (written by the export: no missing key to tell apart)
         grant_objects(storage.datasets, self.tasks, "ReadDatasets", ["s3:GetObject"], "datasets")
-        grant_table(storage.trade_log, self.tasks, "TradeLog", TRADE_LOG_READ, indexes=True)  # shadow predictions
+        grant_index_queries(storage.trade_log, self.tasks, "TradeLogIndexes")  # shadow predictions by model
         grant_parameter_read(storage.params["ACTIVE_MODEL"], self.tasks, "ReadActiveModel")  # evaluate, promote
         allow(self.tasks, "PromoteModel", ["ssm:PutParameter"],  # promote (and roll back)
               [storage.params[key].parameter_arn for key in ("ACTIVE_MODEL", "PREVIOUS_MODEL")])
@@ -75,12 +79,13 @@ class Learning(Construct):
               [monitoring.key.key_arn])
         allow(self.tasks, "PassCustomizationRole", ["iam:PassRole"], [self.bedrock_role.role_arn],  # to Bedrock only
               {"StringEquals": {"iam:PassedToService": "bedrock.amazonaws.com"}})
-        self.tasks.add_to_role_policy(iam.PolicyStatement(  # create_job (with job and model tags), job_status
-            sid="ModelCustomization",
-            actions=["bedrock:CreateModelCustomizationJob", "bedrock:GetModelCustomizationJob", "bedrock:TagResource"],
-            resources=[f"arn:{part}:bedrock:{region}:{account}:model-customization-job/*",
-                       f"arn:{part}:bedrock:{region}:{account}:custom-model/*",
-                       f"arn:{part}:bedrock:{region}::foundation-model/amazon.nova-*"]))
+        jobs = f"arn:{part}:bedrock:{region}:{account}:model-customization-job/*"
+        models = f"arn:{part}:bedrock:{region}:{account}:custom-model/*"
+        allow(self.tasks, "ModelCustomization", ["bedrock:CreateModelCustomizationJob"],  # create_job
+              [models, f"arn:{part}:bedrock:{region}::foundation-model/amazon.nova-*"])  # authorised on these
+        allow(self.tasks, "CustomizationJobStatus", ["bedrock:GetModelCustomizationJob"], [jobs])  # job_status
+        allow(self.tasks, "TagNewJobsAndModels", ["bedrock:TagResource"], [jobs, models],  # the job's and model's tags
+              stack_tag(p, "aws:RequestTag"))
         self.tasks.add_to_role_policy(iam.PolicyStatement(  # create_deployment: of this stack's custom models
             sid="DeployOwnCustomModels", actions=["bedrock:CreateCustomModelDeployment"],
             resources=[f"arn:{part}:bedrock:{region}:{account}:custom-model/*"], conditions=stack_tag(p)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 from aws_cdk import Acknowledgment, Stack, Token, Validations
 
 P = "AwsSolutions::AwsSolutions-"
-S3_GRANT = "CDK grant_read for the role Bedrock's customization job assumes: the datasets bucket's datasets/ only"
 DDB_INDEX = "item actions on the trade log include its GSIs (the documented access patterns)"
 VERSIONS = "Step Functions invokes the task functions' versions/aliases (CDK grant_invoke)"
 
@@ -26,8 +25,6 @@ ACKNOWLEDGEMENTS: list[tuple[str, str]] = [
     (f"{P}IAM5[Resource::*]", "only X-Ray tracing, Comprehend DetectSentiment/BatchDetectSentiment and the "
      "state machine's CloudWatch Logs delivery actions, none of which support resource-level permissions "
      "(tests/infra lists the exact actions)"),
-    (f"{P}IAM5[Action::s3:List*]", S3_GRANT), (f"{P}IAM5[Action::s3:GetObject*]", S3_GRANT),
-    (f"{P}IAM5[Action::s3:GetBucket*]", S3_GRANT),
     (f"{P}IAM5[Resource::<storagetradelog0B250099.Arn>/index/*]", DDB_INDEX),
     (f"{P}IAM5[Resource::<storagedatasets58EEB726.Arn>/market-data/*]",
      "price files the functions replay (s3 market data)"),

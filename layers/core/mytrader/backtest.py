@@ -315,6 +315,8 @@ class Backtester:
         cfg = self.cfg
         if run.equity_curve:
             run.equity_curve[-1] = (run.equity_curve[-1][0], run.account.cash)
+        # the figures are the trading window's: the bars before it only warmed up the indicators
+        run.equity_curve = in_window(run.equity_curve, self.trade_from)
         stats = self.engine.advisor.stats if self.engine.advisor is not None else None
         metrics: dict[str, Any] = dict(performance(
             [e for _, e in run.equity_curve], run.trades, cfg.initial_equity,
@@ -366,12 +368,21 @@ def _timeline(states: dict[str, SymbolState]) -> list[tuple[int, str, int]]:
     return list(zip(ts[order].tolist(), [names[k] for k in sym[order].tolist()], idx[order].tolist(), strict=True))
 
 
-def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig) -> BacktestResult:
-    """Equal weights bought at the first open after warm-up, held to the last close."""
+def in_window(curve: list[tuple[datetime, float]], trade_from: int | None) -> list[tuple[datetime, float]]:
+    """The equity points from the first bar of the trading window on (all of them without a window)."""
+    return curve if trade_from is None else [(d, e) for d, e in curve if d.timestamp() >= trade_from]
+
+
+def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig,
+                 trade_from: datetime | None = None) -> BacktestResult:
+    """Equal weights bought at the first open a strategy could fill at (after the warm-up and the first close of the
+    trading window), held to the last close; its curve covers the trading window only."""
     per = cfg.initial_equity / len(states)
     curves: list[dict[int, float]] = []
+    window_ts = int(trade_from.timestamp()) if trade_from is not None else None
     for st in states.values():
-        start = min(cfg.warmup_bars + 1, len(st.c) - 1)
+        first = int(np.searchsorted(st.series.ts, window_ts)) if window_ts is not None else 0
+        start = min(max(cfg.warmup_bars, first) + 1, len(st.c) - 1)
         shares = per / st.o[start]
         curves.append({int(t): per if k < start else shares * st.c[k] for k, t in enumerate(st.series.ts.tolist())})
     stamps = sorted({t for c in curves for t in c})
@@ -382,6 +393,7 @@ def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig) -> Backtest
             if t in c:
                 last[k] = c[t]
         equity.append((datetime.fromtimestamp(t, UTC), sum(last)))
+    equity = in_window(equity, window_ts)
     metrics: dict[str, Any] = dict(performance([e for _, e in equity], [], cfg.initial_equity, exposure=1.0,
                                                llm_scored=[], llm_calls=0, cost_usd=0.0))
     metrics["trades"] = len(states)
@@ -405,10 +417,12 @@ def advisor_client(kind: str, bedrock: Callable[[], ConverseClient] | None = Non
 def run_modes(series: dict[str, BarSeries], modes: list[str], base: TradingConfig, advisor: str = "local",
               news: NewsContext | None = None, progress: Callable[[str, int, int], None] | None = None,
               bedrock: Callable[[], ConverseClient] | None = None,
-              costs: CostRecord | None = None) -> dict[str, BacktestResult]:
+              costs: CostRecord | None = None, trade_from: datetime | None = None) -> dict[str, BacktestResult]:
     """Every requested mode on the same data, plus buy-and-hold; one response cache shared by all runs, and one
     cost record (`costs`) in which each mode is its own run, so each mode's figures are what it would cost alone.
-    `bedrock` makes the Bedrock Runtime client for `advisor="bedrock"` (called once, only if a mode asks)."""
+    `bedrock` makes the Bedrock Runtime client for `advisor="bedrock"` (called once, only if a mode asks).
+    `trade_from`: the first bar time decisions may be taken on; the bars before it warm up the indicators (all of
+    them: the same indicator values as a run over the whole file), and the figures cover the window only."""
     from mytrader.advisor.costs import CostRecord
     from mytrader.advisor.llm import InMemoryResponseCache, LlmAdvisor
     from mytrader.config import DEFAULT_MODEL_ID, LOCAL_MODEL_ID
@@ -430,7 +444,7 @@ def run_modes(series: dict[str, BarSeries], modes: list[str], base: TradingConfi
                                                                           costs=record, run=m)
         engine = DecisionEngine(cfg, llm)
         states = {sym: prepare(s, engine.strategy) for sym, s in series.items()}
-        results[m] = Backtester(cfg, engine, news).run(
+        results[m] = Backtester(cfg, engine, news, trade_from=trade_from).run(
             states, progress=partial(progress, m) if progress else None)
-    results["buy_and_hold"] = buy_and_hold({sym: prepare(s) for sym, s in series.items()}, base)
+    results["buy_and_hold"] = buy_and_hold({sym: prepare(s) for sym, s in series.items()}, base, trade_from)
     return results

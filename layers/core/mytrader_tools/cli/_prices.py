@@ -89,10 +89,17 @@ def _split(raw: str) -> tuple[str | None, Path]:
     return None, Path(raw)
 
 
+def window_start(start: date | None) -> datetime | None:
+    """The first bar time of `--start`'s trading window (midnight New York of that day)."""
+    return datetime.combine(start, time(0), NEW_YORK) if start is not None else None
+
+
 def load_prices(files: list[PriceFile], warmup_bars: int, start: date | None, end: date | None,
                 ) -> dict[str, BarSeries]:
-    """Each file read (UTF-8, a byte-order mark accepted), parsed, cut to [start - warm-up, end], and long
-    enough to decide at least once: warm-up bars, one bar to decide on, one to fill at."""
+    """Each file read (UTF-8, a byte-order mark accepted), parsed, cut at `end`, and long enough to decide at least
+    once: warm-up bars, one bar to decide on, one to fill at. Every bar before `start` is kept: they warm up the
+    indicators (the backtest trades from `start`, window_start), so a slow average has the same value as over the
+    whole file, as in the demo and live."""
     out: dict[str, BarSeries] = {}
     for f in files:
         text = read_utf8(f.path, "price file")
@@ -109,12 +116,17 @@ def _window(series: BarSeries, f: PriceFile, warmup_bars: int, start: date | Non
     if end is not None:
         series = series.upto(datetime.combine(end + timedelta(days=1), time(0), NEW_YORK) - timedelta(seconds=1))
     if start is not None:
-        first = int(series.ts.searchsorted(int(datetime.combine(start, time(0), NEW_YORK).timestamp())))
+        opens = window_start(start)
+        assert opens is not None
+        first = int(series.ts.searchsorted(int(opens.timestamp())))
         if first >= len(series):
             raise UserError(f"{f.symbol} ({f.path}): no bar on or after --start {start}"
                             + (f" up to --end {end}" if end else "") + f"; the file has {full} bars"
                             + (f" ending {series.time(full - 1).date()}" if full and end is None else ""))
-        series = series.slice(max(0, first - warmup_bars), len(series))
+        if len(series) - first < 2:
+            raise UserError(f"{f.symbol} ({f.path}): one bar from --start {start}"
+                            + (f" to --end {end}" if end else "") + ": the backtest needs one bar to decide on "
+                            "and one to fill at; give a wider window")
     need = warmup_bars + 2
     if len(series) < need:
         cut = " between --start and --end" if start or end else ""

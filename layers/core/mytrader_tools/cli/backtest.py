@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from mytrader_tools.cli._console import console
 from mytrader_tools.cli._console import progress_bar as _progress
 from mytrader_tools.cli._errors import UserError
 from mytrader_tools.cli._outputs import check_output_file
-from mytrader_tools.cli._prices import SYMBOL_RULE, load_prices, price_files
+from mytrader_tools.cli._prices import SYMBOL_RULE, load_prices, price_files, window_start
 from mytrader_tools.cli._strategy_choice import STRATEGY, checked_strategy, choose_strategy, strategy_text
 from mytrader_tools.report import metric_text
 
@@ -135,7 +136,7 @@ def backtest(
     if not asks_llm:
         label = "none: the strategy alone" + (" (llm.enabled = false)" if not cfg.llm.enabled else "")
     _header(cfg, source, files, series, base, label, modes, chosen)
-    results, costs = _run(series, modes, base, kind, news_ctx, client)
+    results, costs = _run(series, modes, base, kind, news_ctx, client, window_start(cfg.backtest.start))
     print_runs(results)
     if asks_llm:
         console.print(f"All modes together cost {metric_text('cost_usd', costs.billed_usd())} USD "
@@ -197,8 +198,10 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
     rows = [("config", f"{source} (version {base.version}, part of every decision id)")]
     for f in files:
         s = series[f.symbol]
+        warm = (f"trading from {cfg.backtest.start}, the bars before warm up the indicators"
+                if cfg.backtest.start else f"the first {base.warmup_bars} warm up the indicators")
         rows.append(("data", f"{f.symbol} from {f.path}: {len(s):,} bars, {s.time(0).date()} to "
-                             f"{s.time(len(s) - 1).date()} (the first {base.warmup_bars} warm up the indicators)"))
+                             f"{s.time(len(s) - 1).date()} ({warm})"))
     rows += [("account", f"capital {base.initial_equity:,.0f} USD, fee {base.fee_bps:g} bp and slippage "
                          f"{base.slippage_bps:g} bp per fill" + (", shorts allowed" if base.allow_short else "")
                          + (", fractional shares" if base.fractional_shares else "")),
@@ -209,7 +212,8 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
 
 
 def _run(series: dict[str, BarSeries], modes: list[str], base: TradingConfig, kind: str,
-         news: NewsContext | None, client: Any) -> tuple[dict[str, BacktestResult], CostRecord]:
+         news: NewsContext | None, client: Any, trade_from: datetime | None,
+         ) -> tuple[dict[str, BacktestResult], CostRecord]:
     from mytrader.advisor.costs import CostRecord
     from mytrader.backtest import run_modes
 
@@ -221,7 +225,8 @@ def _run(series: dict[str, BarSeries], modes: list[str], base: TradingConfig, ki
             prog.update(tasks[m], completed=n, total=total)
 
         results = run_modes(series, modes, base, advisor=kind, news=news, progress=tick,
-                            bedrock=(lambda: client) if client is not None else None, costs=costs)
+                            bedrock=(lambda: client) if client is not None else None, costs=costs,
+                            trade_from=trade_from)
     return results, costs
 
 

@@ -136,18 +136,8 @@ def parity(stack, series, cfg: TradingConfig, final_day: date,
     cut = cal.session_close(final_day)
     engine = DecisionEngine(cfg, LlmAdvisor(LocalAdvisorModel(), cfg.advisor))
     states = {sym: prepare(s.upto(cut), engine.strategy) for sym, s in series.items()}
-    bt = Backtester(cfg, engine, trade_from=cal.session_close(first_day))
-    result = bt.run(states)
-    # the backtest's curve and figures over the demo's window only (it computed features from 1995 on)
-    start = cal.session_close(first_day)
-    window = [(t, e) for t, e in result.equity if t >= start]
-    result.equity = window
-    stats = {k: v for k, v in result.metrics.items() if k.startswith("llm_") or k == "rejected_by_risk"}
-    start_equity = window[0][1] if window else cfg.initial_equity
-    result.metrics = {**performance([e for _, e in window], result.trades, start_equity,
-                                    exposure=result.metrics["exposure"], llm_scored=result.llm_scored,
-                                    llm_calls=result.metrics["llm_calls"], cost_usd=result.metrics["cost_usd"]),
-                      **{k: v for k, v in stats.items() if k not in ("llm_accuracy", "llm_calls")}}
+    # the curve and figures cover the demo's window only (features computed from 1995 on)
+    result = Backtester(cfg, engine, trade_from=cal.session_close(first_day)).run(states)
     tl = TradeLog(stack.client("dynamodb"), stack.settings_env["TRADE_LOG_TABLE"])
     pipeline = sorted((f.filled_at.astimezone(UTC).date().isoformat(), f.symbol, f.side.value, f.qty, round(f.price, 4))
                       for f in tl.fills())

@@ -1,6 +1,8 @@
 """The SQS event source mapping, emulated: receive up to 10 messages, invoke the executor with the SQS
-event shape, delete what succeeded and make batchItemFailures visible again (as Lambda does with
-ReportBatchItemFailures). moto's redrive moves a message to the DLQ after maxReceiveCount receives."""
+event shape, delete what succeeded, and leave batchItemFailures to come back (as Lambda does with
+ReportBatchItemFailures: they reappear when their visibility timeout ends, which the emulation does at once,
+as the local administrator: Lambda's poller itself never calls ChangeMessageVisibility). moto's redrive moves a
+message to the DLQ after maxReceiveCount receives."""
 from __future__ import annotations
 
 import hashlib
@@ -28,6 +30,7 @@ def sqs_event(messages: list[dict], queue_arn: str, region: str) -> dict:
 def drain(stack, max_batches: int = 500, batch_size: int = 10) -> DrainStats:
     """Deliver until the queue is empty (failed messages retried at once until they dead-letter)."""
     sqs, lam = stack.function_client("executor", "sqs"), stack.client("lambda")  # Lambda polls with its role
+    clock = stack.client("sqs")  # what time does on AWS, done at once: the visibility timeout of a failure ends
     url, arn = stack.queue_urls["decisions"], stack.queue_arns["decisions"]
     stats = DrainStats()
     for _ in range(max_batches):
@@ -49,7 +52,7 @@ def drain(stack, max_batches: int = 500, batch_size: int = 10) -> DrainStats:
         for m in msgs:
             if m["MessageId"] in failed:
                 stats.failed += 1
-                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+                clock.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
             else:
                 stats.succeeded += 1
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])

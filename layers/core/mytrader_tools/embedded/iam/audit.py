@@ -30,7 +30,7 @@ UNREACHED: dict[tuple[str, str], str] = {
     **{(fn, "secretsmanager:GetSecretValue"): "Alpaca keys (MARKET_DATA/NEWS_SOURCE=alpaca when deployed)"
        for fn in FUNCTIONS},
     # The SQS event source mapping checks the queue with the executor's role when it is created (AWS documents
-    # ReceiveMessage, DeleteMessage, ChangeMessageVisibility and GetQueueAttributes; the drain uses the first three).
+    # ReceiveMessage, DeleteMessage and GetQueueAttributes; the emulated poller uses the first two).
     ("executor", "sqs:GetQueueAttributes"): "the event source mapping reads the queue's attributes",
     # An encrypted topic: publishing needs the key (moto's SNS does not encrypt, so no KMS call is made locally).
     ("finetune_tasks", "kms:GenerateDataKey*"): "SNS encrypts with the topic's key on publish",
