@@ -137,15 +137,11 @@ class MarketDataApi:
         feed = q.get("feed", "sip")
         if feed not in FEEDS:
             return 422, {"message": f"invalid feed {feed!r}"}
-        try:
-            start = parse_query_time(q.get("start"), datetime.combine(now.astimezone(NEW_YORK).date(),
-                                                                      datetime.min.time(), NEW_YORK))
-            end = parse_query_time(q.get("end"), now)
-            limit = int(q.get("limit", "1000"))
-        except ValueError as exc:
-            return 422, {"message": f"invalid query: {exc}"}
-        if not 1 <= limit <= 10_000:
-            return 422, {"message": f"invalid limit {limit}"}
+        window = _query_window(q, datetime.combine(now.astimezone(NEW_YORK).date(), datetime.min.time(), NEW_YORK),
+                               now, default_limit=1000, max_limit=10_000)
+        if isinstance(window, str):
+            return 422, {"message": window}
+        start, end, limit = window
         if feed == "sip" and not self.sip_recent_allowed and end > now - RECENT_SIP:
             return 403, {"message": "subscription does not permit querying recent SIP data"}
         rows = [self._feed_bar(b, feed) for b in self.book.bars.get(symbol, [])
@@ -174,14 +170,10 @@ class MarketDataApi:
                                                  "s": 100, "c": ["@"], "i": 1, "z": "C"}}
 
     def news_page(self, q: dict[str, str], now: datetime, path: str) -> tuple[int, Any]:
-        try:
-            start = parse_query_time(q.get("start"), datetime(1970, 1, 1, tzinfo=UTC))
-            end = parse_query_time(q.get("end"), now)
-            limit = int(q.get("limit", "10"))
-        except ValueError as exc:
-            return 422, {"message": f"invalid query: {exc}"}
-        if not 1 <= limit <= 50:
-            return 422, {"message": f"invalid limit {limit}"}
+        window = _query_window(q, datetime(1970, 1, 1, tzinfo=UTC), now, default_limit=10, max_limit=50)
+        if isinstance(window, str):
+            return 422, {"message": window}
+        start, end, limit = window
         wanted = {s for s in q.get("symbols", "").split(",") if s}
         rows = [n for n in self.news if _news_matches(n, wanted, start, min(end, now))]
         rows.sort(key=lambda n: _readable_time(n.get("created_at")) or start if isinstance(n, dict) else start,
@@ -191,6 +183,20 @@ class MarketDataApi:
         except ValueError as exc:
             return 422, {"message": str(exc)}
         return 200, {"news": page, "next_page_token": token}
+
+
+def _query_window(q: dict[str, str], default_start: datetime, now: datetime, *, default_limit: int,
+                  max_limit: int) -> tuple[datetime, datetime, int] | str:
+    """start, end and limit of a data API query, or the 422 message Alpaca answers a bad one with."""
+    try:
+        start = parse_query_time(q.get("start"), default_start)
+        end = parse_query_time(q.get("end"), now)
+        limit = int(q.get("limit", str(default_limit)))
+    except ValueError as exc:
+        return f"invalid query: {exc}"
+    if not 1 <= limit <= max_limit:
+        return f"invalid limit {limit}"
+    return start, end, limit
 
 
 def _bar_time(bar: dict[str, Any]) -> datetime:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 
-import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -14,9 +12,10 @@ from mytrader_tools.cli import app
 from mytrader_tools.cli._console import progress_bar
 from mytrader_tools.cli.demo import _Stages, handler_output
 from tests.unit.cli_support import one_line_error
+from tests.unit.isolated import only_isolated, run_isolated
 
 
-@pytest.mark.skipif(os.environ.get("MYTRADER_ISOLATED") != "1", reason="run in its own process below")
+@only_isolated
 def test_the_functions_output_goes_to_the_log_not_the_screen(tmp_path, capsys, monkeypatch):
     from aws_lambda_powertools import Metrics
 
@@ -90,13 +89,4 @@ def test_demo_summary_lines_say_what_happened() -> None:
 
 
 def test_functions_output_in_a_fresh_process():
-    """The logging assertions above depend on the process's logging state (the shared Powertools logger keeps
-    the stream and level of whichever test created it): run them in a process of their own."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, "MYTRADER_ISOLATED": "1"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           f"{__file__}::test_the_functions_output_goes_to_the_log_not_the_screen"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:]
+    run_isolated(__file__, "test_the_functions_output_goes_to_the_log_not_the_screen")

@@ -44,6 +44,9 @@ def sent(service: str, operation: str, params: dict) -> wire.Call:
     ("s3", "PutObject", {"Bucket": "b", "Key": "market-data/NVDA.csv", "Body": b"x,y", "ContentType": "text/csv"}),
     ("s3", "CopyObject", {"Bucket": "b", "Key": "k2", "CopySource": "b/k1"}),
     ("s3", "PutBucketVersioning", {"Bucket": "b", "VersioningConfiguration": {"Status": "Enabled"}}),
+    ("s3", "DeleteObject", {"Bucket": "b", "Key": "market-data/NVDA.csv"}),  # not AbortMultipartUpload (same URI)
+    ("s3", "AbortMultipartUpload", {"Bucket": "b", "Key": "k", "UploadId": "u1"}),
+    ("s3", "GetObject", {"Bucket": "b", "Key": "k"}),
     ("lambda", "Invoke", {"FunctionName": "t1-executor", "Payload": b"{}", "InvocationType": "Event"}),
     ("bedrock-runtime", "Converse", {"modelId": "us.anthropic.claude-haiku-4-5-20251001-v1:0",
                                      "messages": [{"role": "user", "content": [{"text": "hi"}]}]}),

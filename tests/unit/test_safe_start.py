@@ -3,7 +3,6 @@ so once and count it (app/safe_start.py, adapters/aws/secrets.py)."""
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from mytrader.adapters.aws.secrets import SecretNotSet, broker_credentials, parse_broker_secret
 from mytrader.app.settings import PipelineSettings
 from mytrader.stack_spec import SECRET_NOT_SET_METRIC
+from tests.unit.isolated import only_isolated, run_isolated
 
 
 @pytest.mark.parametrize("raw", [
@@ -50,7 +50,7 @@ def test_the_alpaca_market_source_is_not_built_on_the_placeholder():
         market_source(settings, aws)
 
 
-@pytest.mark.skipif(os.environ.get("MYTRADER_ISOLATED") != "1", reason="run in its own process below")
+@only_isolated
 def test_started_logs_one_line_counts_the_metric_and_returns_nothing(monkeypatch):
     import io
 
@@ -79,13 +79,4 @@ def test_started_logs_one_line_counts_the_metric_and_returns_nothing(monkeypatch
 
 
 def test_started_logs_in_a_fresh_process():
-    """The logging assertions above depend on the process's logging state (the shared Powertools logger keeps
-    the stream and level of whichever test created it): run them in a process of their own."""
-    import subprocess
-    import sys
-
-    env = {**os.environ, "MYTRADER_ISOLATED": "1"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
-                           f"{__file__}::test_started_logs_one_line_counts_the_metric_and_returns_nothing"],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-2000:]
+    run_isolated(__file__, "test_started_logs_one_line_counts_the_metric_and_returns_nothing")

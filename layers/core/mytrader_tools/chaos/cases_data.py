@@ -118,20 +118,20 @@ def _cycle_on(cs: ChaosStack, mutate: Callable[[list[Bar]], list[Bar]], *words: 
     no_orders(cs)
 
 
-def bad_print_1000x(cs: ChaosStack) -> None:
+def _bad_print(cs: ChaosStack, ohlc: list[float]) -> None:
+    """The decided day's bar printed as `ohlc`: quarantined as a price jump."""
     def m(rows: list[Bar]) -> list[Bar]:
-        i = at(rows, DECIDED_DAY)
-        rows[i][1:5] = [100.0, 100000.0, 99.0, 100000.0]
+        rows[at(rows, DECIDED_DAY)][1:5] = ohlc
         return rows
     _cycle_on(cs, m, "quarantined: price jump")
+
+
+def bad_print_1000x(cs: ChaosStack) -> None:
+    _bad_print(cs, [100.0, 100000.0, 99.0, 100000.0])
 
 
 def bad_print_down(cs: ChaosStack) -> None:
-    def m(rows: list[Bar]) -> list[Bar]:
-        i = at(rows, DECIDED_DAY)
-        rows[i][1:5] = [100.0, 101.0, 0.1, 0.1]
-        return rows
-    _cycle_on(cs, m, "quarantined: price jump")
+    _bad_print(cs, [100.0, 101.0, 0.1, 0.1])
 
 
 def gap_30_sessions(cs: ChaosStack) -> None:

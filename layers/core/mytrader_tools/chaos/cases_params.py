@@ -18,6 +18,7 @@ from typing import Any
 from mytrader.stack_spec import FUNCTIONS
 from mytrader_tools.chaos.harness import CAL, ChaosStack, StackSpec, open_price, price_file
 from mytrader_tools.chaos.runner import Case
+from mytrader_tools.embedded.iam.recorder import RECORDER
 from mytrader_tools.embedded.stack import FunctionFailed
 from mytrader_tools.ops import Ops
 
@@ -185,7 +186,8 @@ def active_model_unknown(cs: ChaosStack) -> None:
     day = setup(cs)
     cs.stack.set_param("MODE", "consensus")
     cs.stack.set_param("ACTIVE_MODEL", "arn:aws:bedrock:us-east-1:123456789012:custom-model-deployment/nope")
-    out = cycle(cs, day)
+    with RECORDER.expecting():  # no such deployment carries the stack's tag: AccessDenied, as on AWS
+        out = cycle(cs, day)
     execute_next_open(cs, day)
     cs.expect(out.get("status") == "ok", f"cycle status {out.get('status')}")
     cs.note(f"fallbacks {out.get('fallbacks')}: {out.get('fallback_reasons')}; entry {decision_of(cs, out, day.buy)}")

@@ -115,9 +115,28 @@ def table(summary: dict[str, Any]) -> str:
             lines.append(f"    - {text[:150]}")
         for text in r["unexpected"][:3]:
             lines.append(f"    ? {text[:150]}")
-    lines.append(f"total {summary['total_seconds']}s: " + ("OK (0 breaches, 0 lost, 0 duplicates)" if summary["ok"]
-                                                          else "FAILED"))
+    iam = summary.get("iam")
+    if iam is not None:
+        lines.append(f"embedded AWS: {iam['calls']:,} calls, {iam['denied']} denied ({iam['expected_denied']} "
+                     f"expected by their case), {iam['invalid']} invalid")
+        lines += [f"    ! {text[:150]}" for text in iam["details"][:6]]
+    lines.append(f"total {summary['total_seconds']}s: " + ("OK (0 breaches, 0 lost, 0 duplicates, 0 denied, "
+                                                           "0 invalid)" if summary["ok"] else "FAILED"))
     return "\n".join(lines)
+
+
+def iam_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """What the embedded AWS's recorder saw during the run: calls, denials (a case that provokes one on purpose
+    says so with RECORDER.expecting()) and invalid requests or answers, with the first of each."""
+    def total(key: str, snap: dict[str, Any]) -> int:
+        return sum(snap[key].values())
+
+    details = [f"DENIED {d['function']} {d['operation']}: {d['action']} on {d['resource']}"
+               for d in after["denials"] if d not in before["denials"]]
+    details += [f"INVALID {d['function']} {d['operation']}: {d['errors']}"
+                for d in after["invalid_details"] if d not in before["invalid_details"]]
+    return {key: total(key, after) - total(key, before) for key in ("calls", "denied", "expected_denied", "invalid")
+            } | {"details": details}
 
 
 def run(out: Path | None = None, quick: bool = False, classes: list[str] | None = None,
@@ -125,8 +144,10 @@ def run(out: Path | None = None, quick: bool = False, classes: list[str] | None 
     """Every selected case on one embedded AWS. The functions' own output (Powertools' cold-start metric lines,
     logs) is kept off the terminal."""
     from mytrader_tools.embedded.endpoint import EmbeddedAws
+    from mytrader_tools.embedded.iam.recorder import RECORDER
 
     cases = select(classes, quick, names)
+    before = RECORDER.snapshot()
     logging.getLogger("mytrader").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=UserWarning, module="aws_lambda_powertools")
     started = time.perf_counter()
@@ -148,6 +169,8 @@ def run(out: Path | None = None, quick: bool = False, classes: list[str] | None 
     if saved is None:
         os.environ.pop("MYTRADER_LOG_LEVEL", None)
     summary = summarise(results, time.perf_counter() - started)
+    summary["iam"] = iam_delta(before, RECORDER.snapshot())
+    summary["ok"] = summary["ok"] and not summary["iam"]["denied"] and not summary["iam"]["invalid"]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))

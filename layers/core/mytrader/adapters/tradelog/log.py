@@ -276,6 +276,18 @@ class TradeLog:
                 raise
         raise StateConflict(f"account state changed {STATE_ATTEMPTS} times while writing")
 
+    def _with_state_once(self, change: Callable[[AccountState], tuple[AccountState, list[Op]] | None],
+                         what: str) -> bool:
+        """_with_state for a change whose own items are conditioned (a duplicate, a record moved on): False when one
+        of those conditions failed (nothing was written); StateConflict when conflicts kept cancelling it."""
+        try:
+            self._with_state(change)
+            return True
+        except TransactionCancelled as exc:
+            if exc.conflict:
+                raise StateConflict(f"{what} kept meeting conflicts") from None
+            return False
+
     def begin_day(self, day: str) -> AccountState:
         """The first event of a later day restarts the day's realised P&L (idempotent per day)."""
         return self._with_state(lambda s: (ledger.roll_day(s, day), []) if s.day < day else None)
@@ -357,14 +369,10 @@ class TradeLog:
             return ledger.release(s).model_copy(update={"broker_block": block}), [
                 Op.delete(self._claim_key(symbol)),
                 Op.delete((f"DEC#{decision_id}", "ORDER"), Cond.cmp("status", "eq", "submitting"))]
-        try:
-            self._with_state(change)
+        if self._with_state_once(change, f"withdrawing {decision_id}"):
             return True
-        except TransactionCancelled as exc:
-            if exc.conflict:
-                raise StateConflict(f"withdrawing {decision_id} kept meeting conflicts") from None
-            self.block_entries(block)
-            return False
+        self.block_entries(block)
+        return False
 
     def order(self, decision_id: str) -> Row | None:
         return self.store.get((f"DEC#{decision_id}", "ORDER"), consistent=True)
@@ -399,13 +407,8 @@ class TradeLog:
                 # the broker filled it: EXECUTED whatever a concurrent run marked meanwhile (a DLQ sweep, a refusal)
                 self._status_op(decision.decision_id, DecisionStatus.EXECUTED, f"filled {fill.qty} @ {fill.price}",
                                 from_status=None)]
-        try:
-            self._with_state(change)
-            return True
-        except TransactionCancelled as exc:
-            if exc.conflict:
-                raise StateConflict(f"entry fill of {decision.decision_id} kept meeting conflicts") from None
-            return False  # the fill (or the position) is recorded already: a redelivery
+        # False: the fill (or the position) is recorded already, a redelivery
+        return self._with_state_once(change, f"entry fill of {decision.decision_id}")
 
     # -- positions -----------------------------------------------------------------------------------
     def position_row(self, symbol: str) -> Row | None:
@@ -603,13 +606,8 @@ class TradeLog:
         already."""
         row = {"pk": self.acct_pk, "sk": f"FEE#{activity.activity_id}", "amount": activity.amount,
                "at": activity.at.isoformat(), "symbol": activity.symbol, "description": activity.description[:200]}
-        try:
-            self._with_state(lambda s: (ledger.book_fee(s, activity.amount), [Op.put(row, Cond.missing())]))
-            return True
-        except TransactionCancelled as exc:
-            if exc.conflict:
-                raise StateConflict(f"fee {activity.activity_id} kept meeting conflicts") from None
-            return False
+        return self._with_state_once(lambda s: (ledger.book_fee(s, activity.amount), [Op.put(row, Cond.missing())]),
+                                     f"fee {activity.activity_id}")
 
     def fees_booked(self) -> list[Row]:
         return self.store.query(self.acct_pk, "FEE#", consistent=True)

@@ -148,28 +148,24 @@ def _applies(st: Statement, policy: Policy, check: Check, principal: Principal) 
 
 def _names(spec: Any, who: Principal) -> bool:
     """Whether a resource-policy statement's Principal covers `who` (a Deny on the account covers its roles)."""
-    if spec == "*":
-        return True
-    if not isinstance(spec, Mapping):
-        return False
-    if who.service is not None:
-        return who.service in _strings(spec.get("Service"))
-    for p in _strings(spec.get("AWS")):
-        if p == "*" or p in who.arns or p in (who.account, f"arn:aws:iam::{who.account}:root"):
-            return True
-    return False
+    return _principal_in(spec, who, account_covers=True)
 
 
 def _grants_to(spec: Any, who: Principal) -> bool:
     """An Allow in a resource policy grants by itself only to a principal it names (not to the whole account,
     which delegates to the account's own IAM policies)."""
+    return _principal_in(spec, who, account_covers=False)
+
+
+def _principal_in(spec: Any, who: Principal, account_covers: bool) -> bool:
     if spec == "*":
         return True
     if not isinstance(spec, Mapping):
         return False
     if who.service is not None:
         return who.service in _strings(spec.get("Service"))
-    return any(p == "*" or p in who.arns for p in _strings(spec.get("AWS")))
+    account = (who.account, f"arn:aws:iam::{who.account}:root") if account_covers else ()
+    return any(p == "*" or p in who.arns or p in account for p in _strings(spec.get("AWS")))
 
 
 def action_matches(pattern: str, action: str) -> bool:

@@ -148,8 +148,9 @@ def _routes(name: str) -> list[_Route]:
 
 
 def _match_rest(name: str, model: ServiceModel, req: HttpRequest) -> tuple[OperationModel, dict[str, str]]:
-    """The most specific route that matches; among routes alike (S3's PutObject and CopyObject), the one whose
-    required headers the request carries, the most of them."""
+    """The most specific route that matches; among routes alike (S3's PutObject and CopyObject, DeleteObject and
+    AbortMultipartUpload), the one whose required headers and query parameters the request carries, the most of
+    them (a route whose required ones are missing is not this request's)."""
     present = {k: v for k, v in req.query}
     best: tuple[int, _Route, re.Match[str]] | None = None
     for route in _routes(name):
@@ -160,23 +161,25 @@ def _match_rest(name: str, model: ServiceModel, req: HttpRequest) -> tuple[Opera
         m = route.pattern.fullmatch(req.path)
         if m is None or any(k not in present or (v is not None and present[k] != v) for k, v in route.query):
             continue
-        headers = _required_headers(model.operation_model(route.operation))
-        if any(h not in req.headers for h in headers):
+        operation = model.operation_model(route.operation)
+        headers, query = _required(operation, "header"), _required(operation, "querystring")
+        if any(h.lower() not in req.headers for h in headers) or any(q not in present for q in query):
             continue
-        if best is None or len(headers) > best[0]:
-            best = (len(headers), route, m)
+        if best is None or len(headers) + len(query) > best[0]:
+            best = (len(headers) + len(query), route, m)
     if best is None:
         raise WireError(f"{name}: no operation matches {req.method} {req.path}")
     _, route, m = best
     return model.operation_model(route.operation), {route.labels[g]: unquote(v) for g, v in m.groupdict().items()}
 
 
-def _required_headers(op: OperationModel) -> list[str]:
+def _required(op: OperationModel, location: str) -> list[str]:
+    """The wire names of the operation's required members sent in the headers or the query string."""
     shape = op.input_shape
     if shape is None:
         return []
-    return [shape.members[n].serialization.get("name", n).lower() for n in shape.required_members
-            if shape.members[n].serialization.get("location") == "header"]
+    return [shape.members[n].serialization.get("name", n) for n in shape.required_members
+            if shape.members[n].serialization.get("location") == location]
 
 
 def _rest_params(operation: OperationModel, labels: dict[str, str], req: HttpRequest, protocol: str) -> dict:
