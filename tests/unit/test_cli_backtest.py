@@ -4,6 +4,7 @@ Each test runs the CLI in process (typer's runner) on a few hundred synthetic ba
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 from tests.unit import cli_support
 from tests.unit.cli_support import csv_text, one_line_error, prices, run
@@ -161,3 +162,16 @@ def test_debug_shows_the_traceback_and_usage_errors_are_one_line(here):
     one_line_error(run("backtest", "--prices", "x.csv", "--bogus"), "No such option: --bogus",
                    "backtest --help)")
     one_line_error(run("backtest"), "Missing option '--prices'")
+
+
+def test_a_weekend_row_is_quarantined_and_the_console_says_so(here):
+    """Given a price file with a row dated on a Saturday, when it is backtested, then the run goes on and the console
+    names the data guard's quarantined bars for that symbol."""
+    lines = csv_text(300).splitlines()
+    row = lines[150].split(",")
+    day = date.fromisoformat(row[0])
+    saturday = day + timedelta(days=(5 - day.weekday()) % 7 or 7)
+    (here / "abc.csv").write_text("\n".join(lines + [",".join([saturday.isoformat(), *row[1:]])]) + "\n")
+    res = run("backtest", "--prices", "abc.csv", "--mode", "baseline")
+    assert res.exit_code == 0, res.output
+    assert "Data guard, quarantined bars (no decision on them): ABC 1" in res.stdout

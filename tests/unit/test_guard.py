@@ -215,3 +215,19 @@ def test_a_position_with_neither_bars_nor_a_quote_is_counted_unchecked():
     assert res.unchecked_reasons and "bars unreadable" in res.unchecked_reasons[0]
     assert "no quote" in res.unchecked_reasons[0]
     assert res.response()["positions_unchecked"] == 1
+
+
+def test_a_bar_on_a_weekend_or_holiday_is_quarantined_with_the_day_named():
+    """Given sessions with a row dated Saturday 2014-06-14 and one on Independence Day 2014-07-04 slipped in, when
+    the guard judges them, then exactly those two bars are untrusted (no decision, prices not used for exits),
+    each named, and the sessions around them stay trusted."""
+    days = sorted(sessions(date(2014, 6, 2), 60) + [date(2014, 6, 14), date(2014, 7, 4)])
+    s = daily("W", days)
+    flags = bar_flags(s, GUARD)
+    bad = [i for i, r in enumerate(flags.jump) if r]
+    assert [days[i] for i in bad] == [date(2014, 6, 14), date(2014, 7, 4)]
+    assert flags.jump[bad[0]] == "not a session: 2014-06-14 (Saturday) is no NYSE trading day"
+    assert "2014-07-04 (Friday)" in (flags.jump[bad[1]] or "")
+    assert flags.count() == 2
+    # and the decision cycle skips a cycle whose last bar is such a row
+    assert "not a session" in (tail_flags(s.slice(0, bad[0] + 1), GUARD).reason(-1) or "")

@@ -195,7 +195,7 @@ def quarantine_text(quarantined: dict[str, int]) -> str | None:
     return ", ".join(f"{sym} {n:,}" for sym, n in sorted(quarantined.items()))
 
 
-def _quarantine_line(results: dict) -> str | None:
+def quarantine_line(results: dict) -> str | None:
     """The data guard's quarantined bars per symbol, of the first run that checked its data."""
     checked = next((r.quarantined for r in results.values() if getattr(r, "quarantined", None)), None)
     text = quarantine_text(checked or {})
@@ -229,7 +229,7 @@ def render_report(results: dict, title: str, advisor_label: str, notes: list[str
            "td,th{border:1px solid #e5e7eb;padding:3px 5px;text-align:right}th{background:#f3f4f6}"
            "td:first-child,td.text{text-align:left}td:first-child{white-space:nowrap}"
            ".note{background:#fef3c7;padding:8px 12px;border-radius:6px;font-size:13px}.foot{font-size:12px}")
-    guard = _quarantine_line(results)
+    guard = quarantine_line(results)
     notes = [*(notes or []), *([guard] if guard else [])]
     note_html = "".join(f"<li>{html.escape(n)}</li>" for n in (notes or []))
     sample_cols = ["date", "symbol", "final", "strategy", "llm", "confidence", "size %", "reasoning", "key factors"]

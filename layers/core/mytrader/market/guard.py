@@ -2,9 +2,10 @@
 
 Pure functions over a BarSeries and the `DataGuard` settings (mytrader.config):
   * gaps and staleness are counted in exchange SESSIONS (the NYSE calendar), never in calendar days;
-  * a jump (a bar further from the previous close than BOTH `jump_atr` x ATR and `jump_pct` %) or a gap of more
-    than `max_gap_sessions` missing sessions inside the last `gap_window_bars` bars quarantines the symbol on that
-    bar: no decision is made on it;
+  * a jump (a bar further from the previous close than BOTH `jump_atr` x ATR and `jump_pct` %), a bar dated on a
+    day the exchange was closed (a weekend or holiday row), or a gap of more than `max_gap_sessions` missing
+    sessions inside the last `gap_window_bars` bars quarantines the symbol on that bar: no decision is made on it
+    (and the prices of the first two are not trusted);
   * the collar: an entry whose fill reference (the quote) is more than `collar_pct` % from the last trusted close
     is refused.
 The filter and the collar gate entries only; closes always execute. `bar_flags` is the one implementation: the
@@ -43,7 +44,7 @@ class BarFlags:
 
 
 @lru_cache(maxsize=1)
-def _session_days() -> npt.NDArray[np.int64]:
+def session_ordinals() -> npt.NDArray[np.int64]:
     """Every NYSE session of the table, as day ordinals, sorted."""
     import numpy as np
 
@@ -65,11 +66,19 @@ def trading_days(ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
                       dtype=np.int64)
 
 
+def off_session(days: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The indexes of bars dated on a day the exchange was closed (inside the calendar's table)."""
+    import numpy as np
+
+    s = session_ordinals()
+    return np.flatnonzero(~np.isin(days, s) & (days >= s[0]) & (days <= s[-1]))
+
+
 def missing_sessions(days: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """For each bar after the first: the sessions strictly between its date and the previous bar's date."""
     import numpy as np
 
-    s = _session_days()
+    s = session_ordinals()
     return np.asarray(np.searchsorted(s, days[1:], side="left") - np.searchsorted(s, days[:-1], side="right"),
                       dtype=np.int64).clip(min=0)
 
@@ -82,7 +91,7 @@ def sessions_behind(last_bar: datetime, as_of: datetime) -> int:
     first, today = last_bar.astimezone(NEW_YORK).date(), as_of.astimezone(NEW_YORK).date()
     if today <= first:
         return 0
-    s = _session_days()
+    s = session_ordinals()
     n = int(np.searchsorted(s, today.toordinal(), side="right") - np.searchsorted(s, first.toordinal(), side="right"))
     if cal.covers(today) and cal.is_session(today) and as_of < cal.session_close(today):
         n -= 1  # today's session is still running: its bar is not due yet
@@ -114,7 +123,11 @@ def bar_flags(series: BarSeries, cfg: DataGuard) -> BarFlags:
         jump[j + 1] = (f"price jump at {series.time(j + 1).isoformat()}: {_px(float(dev[j]))} from the previous "
                        f"close {_px(float(pc[j]))} ({pct[j]:.1f} % > {cfg.jump_pct:g} %, {dev[j] / atr[j]:.1f} ATR > "
                        f"{cfg.jump_atr:g} ATR; bar high {_px(float(h[j]))} low {_px(float(lo[j]))})")
-    miss = missing_sessions(trading_days(series.ts))
+    days = trading_days(series.ts)
+    for j in off_session(days).tolist():  # a weekend or holiday row: a feed or file error, its prices untrusted
+        day = date.fromordinal(int(days[j]))
+        jump[j] = jump[j] or f"not a session: {day.isoformat()} ({day.strftime('%A')}) is no NYSE trading day"
+    miss = missing_sessions(days)
     for j in np.flatnonzero(miss > cfg.max_gap_sessions).tolist():
         why = (f"gap: {int(miss[j])} sessions missing between {series.time(j).date().isoformat()} and "
                f"{series.time(j + 1).date().isoformat()} (> {cfg.max_gap_sessions})")

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from mytrader.errors import DataQualityError
 from mytrader.market.calendar import NEW_YORK, REGULAR_CLOSE, nyse
@@ -120,6 +121,19 @@ class CsvReplaySource:
         return s
 
 
+def session_days_from(start: date, n: int) -> npt.NDArray[np.datetime64]:
+    """The first n NYSE sessions on or after `start`, as datetime64 days."""
+    from mytrader.market.guard import session_ordinals
+
+    sessions = session_ordinals()
+    first = int(np.searchsorted(sessions, start.toordinal()))
+    ordinals = sessions[first:first + n]
+    if len(ordinals) < n:
+        raise ValueError(f"{n} sessions from {start} run past the exchange calendar's table")
+    epoch = date(1970, 1, 1).toordinal()
+    return (ordinals - epoch).astype("datetime64[D]")
+
+
 def synthetic_series(symbol: str, n: int, seed: int, start: date = date(2000, 1, 3), price: float = 50.0) -> BarSeries:
     """Seeded daily bars switching between regimes (bull trend, bear trend, quiet range, volatile range)."""
     rng = np.random.default_rng(seed)
@@ -139,7 +153,7 @@ def synthetic_series(symbol: str, n: int, seed: int, start: date = date(2000, 1,
     high = np.maximum(open_, close) + span * 0.6
     low = np.maximum(np.minimum(open_, close) - span * 0.6, 0.01)
     volume = np.round(1e6 * np.exp(0.4 * rng.standard_normal(n) + 20 * vol))
-    days = np.busday_offset(np.datetime64(start, "D"), np.arange(n), roll="forward")
+    days = session_days_from(start, n)  # NYSE sessions: no holiday row for the data guard to quarantine
     ts = (days.astype("datetime64[s]").astype(np.int64) + 21 * 3600)  # 16:00 New York in winter
     return BarSeries.from_arrays(symbol, ts, open_, high, low, close, volume)
 

@@ -138,6 +138,11 @@ def backtest(
     _header(cfg, source, files, series, base, label, modes, chosen)
     results, costs = _run(series, modes, base, kind, news_ctx, client, window_start(cfg.backtest.start))
     print_runs(results)
+    from mytrader_tools.report import quarantine_line
+
+    guard = quarantine_line(results)  # weekend or holiday rows, price jumps, gaps: not decided on
+    if guard:
+        console.print(guard, highlight=False)
     if asks_llm:
         console.print(f"All modes together cost {metric_text('cost_usd', costs.billed_usd())} USD "
                       "(one response cache shared by the modes; each row is that mode alone).")
