@@ -44,3 +44,14 @@ def test_decisions_figures_and_buy_and_hold_start_at_the_window():
     assert all(t.entry_ts >= opens for t in runs["baseline"].trades)
     held = series.close[-1] / series.open[501] - 1
     assert abs(runs["buy_and_hold"].metrics["total_return"] - held) < 1e-6  # figures are rounded to 6 places
+
+
+def test_without_a_window_the_figures_start_after_the_warm_up():
+    """Given no window, when the baseline and buy-and-hold run, then both curves start at the first bar a decision
+    can be taken on (the warm-up's flat days count in no CAGR or Sharpe)."""
+    series = synthetic_series("SYN", 400, seed=5)
+    cfg = TradingConfig()
+    runs = run_modes({"SYN": series}, ["baseline"], cfg)
+    for name in ("baseline", "buy_and_hold"):
+        assert runs[name].equity[0][0] == series.time(cfg.warmup_bars), name
+        assert len(runs[name].equity) == 400 - cfg.warmup_bars, name

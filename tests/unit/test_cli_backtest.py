@@ -164,14 +164,27 @@ def test_debug_shows_the_traceback_and_usage_errors_are_one_line(here):
     one_line_error(run("backtest"), "Missing option '--prices'")
 
 
-def test_a_weekend_row_is_quarantined_and_the_console_says_so(here):
-    """Given a price file with a row dated on a Saturday, when it is backtested, then the run goes on and the console
-    names the data guard's quarantined bars for that symbol."""
+def test_a_weekend_row_is_an_error_and_a_weekend_bar_with_a_time_is_quarantined(here):
+    """Given a daily file with a row dated on a Saturday, when it is backtested, then one line names the line and
+    the day; given the same bar stamped with a time (a feed's export), then the run goes on and the console names
+    the data guard's quarantined bars for that symbol."""
     lines = csv_text(300).splitlines()
     row = lines[150].split(",")
     day = date.fromisoformat(row[0])
     saturday = day + timedelta(days=(5 - day.weekday()) % 7 or 7)
     (here / "abc.csv").write_text("\n".join(lines + [",".join([saturday.isoformat(), *row[1:]])]) + "\n")
+    one_line_error(run("backtest", "--prices", "abc.csv", "--mode", "baseline"),
+                   f"line 302 is dated {saturday.isoformat()} (Saturday), a day the NYSE was closed")
+    stamped = [lines[0]] + [f"{r.split(',', 1)[0]} 16:00:00,{r.split(',', 1)[1]}" for r in lines[1:]]
+    (here / "abc.csv").write_text("\n".join(stamped + [f"{saturday.isoformat()} 16:00:00,{','.join(row[1:])}"]))
     res = run("backtest", "--prices", "abc.csv", "--mode", "baseline")
     assert res.exit_code == 0, res.output
     assert "Data guard, quarantined bars (no decision on them): ABC 1" in res.stdout
+
+
+def test_entries_refused_by_the_risk_limits_are_named_on_the_console(here):
+    """Given capital too small for one share at the default position size, when backtested, then the console says
+    the entries were refused and why, not just 0 trades."""
+    res = run("backtest", "--prices", prices(here, "abc.csv", n=400), "--mode", "baseline", "--cash", "10")
+    assert res.exit_code == 0, res.output
+    assert "baseline: entries refused by the risk limits or the price collar: " in res.stdout

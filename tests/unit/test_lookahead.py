@@ -100,3 +100,13 @@ def test_daily_headlines_become_usable_only_the_next_session():
     start = datetime(2010, 2, 20, tzinfo=UTC)
     assert src.items("X", start, close_same_day) == []
     assert [i.headline for i in src.items("X", start, close_next_day)] == ["Stocks soar on stimulus"]
+
+
+def test_a_file_no_longer_than_the_warm_up_checks_nothing_and_does_not_pass():
+    """Given 61 bars for the default strategy (60 warm-up bars), when checked, then no bar is checked, the report is
+    not a pass, and its line says to give a longer file."""
+    from mytrader.market.sources import synthetic_series
+
+    report = check_lookahead(default_strategy(), synthetic_series("SYN", 61, seed=2))
+    assert report.bars == () and not report.ok
+    assert "no bar checked" in report.summary() and "give a longer file" in report.summary()

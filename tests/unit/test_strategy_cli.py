@@ -81,3 +81,12 @@ def test_check_reports_a_bad_strategy_or_parameter_in_one_line():
     res = invoke("check", "--strategy", "sma_crossover", "--param", "fast=0")
     assert res.exit_code == 2 and res.output.count("\n") == 1
     assert "error: strategy sma_crossover: parameter fast=0" in res.output
+
+
+def test_check_given_the_strategy_file_as_a_price_file_says_how_to_pass_it(tmp_path):
+    """Given `strategy check my_test.py` (the file where a price file goes), then one line shows the --strategy form."""
+    code = tmp_path / "my_test.py"
+    code.write_text("x = 1\n")
+    res = invoke("check", str(code))
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert f"is a strategy, not a price file: write `mytrader strategy check --strategy {code}" in res.output

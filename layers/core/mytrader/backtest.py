@@ -316,7 +316,7 @@ class Backtester:
         if run.equity_curve:
             run.equity_curve[-1] = (run.equity_curve[-1][0], run.account.cash)
         # the figures are the trading window's: the bars before it only warmed up the indicators
-        run.equity_curve = in_window(run.equity_curve, self.trade_from)
+        run.equity_curve = in_window(run.equity_curve, window_start(states, self.warmup, self.trade_from))
         stats = self.engine.advisor.stats if self.engine.advisor is not None else None
         metrics: dict[str, Any] = dict(performance(
             [e for _, e in run.equity_curve], run.trades, cfg.initial_equity,
@@ -368,6 +368,16 @@ def _timeline(states: dict[str, SymbolState]) -> list[tuple[int, str, int]]:
     return list(zip(ts[order].tolist(), [names[k] for k in sym[order].tolist()], idx[order].tolist(), strict=True))
 
 
+def window_start(states: dict[str, SymbolState], warmup: int, trade_from: int | None) -> int | None:
+    """The first bar time a decision can be taken on: past every indicator's warm-up and inside the window."""
+    firsts = []
+    for st in states.values():
+        k = max(warmup, int(np.searchsorted(st.series.ts, trade_from or 0)))
+        if k < len(st.series):
+            firsts.append(int(st.series.ts[k]))
+    return min(firsts) if firsts else trade_from
+
+
 def in_window(curve: list[tuple[datetime, float]], trade_from: int | None) -> list[tuple[datetime, float]]:
     """The equity points from the first bar of the trading window on (all of them without a window)."""
     return curve if trade_from is None else [(d, e) for d, e in curve if d.timestamp() >= trade_from]
@@ -393,7 +403,7 @@ def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig,
             if t in c:
                 last[k] = c[t]
         equity.append((datetime.fromtimestamp(t, UTC), sum(last)))
-    equity = in_window(equity, window_ts)
+    equity = in_window(equity, window_start(states, cfg.warmup_bars, window_ts))
     metrics: dict[str, Any] = dict(performance([e for _, e in equity], [], cfg.initial_equity, exposure=1.0,
                                                llm_scored=[], llm_calls=0, cost_usd=0.0))
     metrics["trades"] = len(states)

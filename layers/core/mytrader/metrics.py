@@ -37,8 +37,8 @@ def performance(equity: list[float], trades: list[TradeOutcome], initial: float,
     rets = np.diff(eq) / eq[:-1] if len(eq) > 1 else np.zeros(1)
     sd = float(rets.std(ddof=1)) if len(rets) > 1 else 0.0
     mean = float(rets.mean())
-    downside = rets[rets < 0]
-    dsd = float(np.sqrt(np.mean(downside ** 2))) if len(downside) else 0.0
+    # downside deviation: the root mean square of the returns below 0, over every period (not only the losing ones)
+    dsd = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2)))
     peaks = np.maximum.accumulate(eq)
     drawdown = float(np.max(1 - eq / peaks)) if len(eq) else 0.0
     wins = [t.pnl for t in trades if t.pnl > 0]

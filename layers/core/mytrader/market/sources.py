@@ -80,10 +80,12 @@ def parse_price_csv(text: str, symbol: str) -> BarSeries:
         if len(row) < len(header):
             raise DataQualityError(symbol, f"line {line_no} has {len(row)} fields, expected {len(header)}")
         try:
-            t, _ = _parse_time(row[cols["ts"]])
+            t, daily = _parse_time(row[cols["ts"]])
             vals = [_num(row[cols[k]]) for k in ("open", "high", "low", "close", "volume")]
         except ValueError as exc:
             raise DataQualityError(symbol, f"line {line_no}: {exc}") from None
+        if daily:
+            _check_session(symbol, line_no, date.fromisoformat(row[cols["ts"]].strip()))
         ts.append(t)
         for arr, val in zip(values, vals, strict=True):
             arr.append(val)
@@ -119,6 +121,15 @@ class CsvReplaySource:
         if self.max_staleness is not None:
             check_fresh(s, as_of, self.max_staleness)
         return s
+
+
+def _check_session(symbol: str, line_no: int, day: date) -> None:
+    """A daily bar is a session's: a row dated on a day the exchange was closed is an error in the file (inside
+    the calendar's table; the data guard also quarantines such bars from sources that stamp them with a time)."""
+    cal = nyse()
+    if cal.covers(day) and not cal.is_session(day):
+        raise DataQualityError(symbol, f"line {line_no} is dated {day.isoformat()} ({day.strftime('%A')}), a day the "
+                                       "NYSE was closed (a weekend or holiday)")
 
 
 def session_days_from(start: date, n: int) -> npt.NDArray[np.datetime64]:

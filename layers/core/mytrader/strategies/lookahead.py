@@ -61,13 +61,18 @@ class LookaheadReport:
 
     @property
     def ok(self) -> bool:
-        return not self.differences
+        """No difference on any bar checked, and some bar was checked (a file no longer than the warm-up proves
+        nothing)."""
+        return bool(self.bars) and not self.differences
 
     @property
     def failed_bars(self) -> list[int]:
         return sorted({d.t for d in self.differences})
 
     def summary(self) -> str:
+        if not self.bars:
+            return (f"{self.strategy} on {self.symbol}: no bar checked, the file is no longer than the warm-up and "
+                    "two bars: give a longer file")
         verdict = "passed" if self.ok else f"FAILED on {len(self.failed_bars)} of them"
         return f"{self.strategy} on {self.symbol}: {len(self.bars)} bars checked, {verdict}"
 

@@ -143,6 +143,10 @@ def backtest(
     guard = quarantine_line(results)  # weekend or holiday rows, price jumps, gaps: not decided on
     if guard:
         console.print(guard, highlight=False)
+    for name, r in results.items():  # entries the executor's rules refused: why a run made fewer trades
+        if r.rejections:
+            console.print(f"{name}: entries refused by the risk limits or the price collar: "
+                          + ", ".join(f"{why} {n:,}" for why, n in sorted(r.rejections.items())), highlight=False)
     if asks_llm:
         console.print(f"All modes together cost {metric_text('cost_usd', costs.billed_usd())} USD "
                       "(one response cache shared by the modes; each row is that mode alone).")
@@ -200,13 +204,11 @@ def _modes(mode: str, cfg: ProjectConfig, source: str, advisor_given: bool) -> l
 def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str, BarSeries], base: TradingConfig,
             label: str, modes: list[str], chosen: Strategy) -> None:
     console.print("[bold]MyTrader backtest[/bold]")
-    rows = [("config", f"{source} (version {base.version}, part of every decision id)")]
+    rows = [("config", f"{source}; version {base.version}, part of every decision id")]
     for f in files:
         s = series[f.symbol]
-        warm = (f"trading from {cfg.backtest.start}, the bars before warm up the indicators"
-                if cfg.backtest.start else f"the first {base.warmup_bars} warm up the indicators")
         rows.append(("data", f"{f.symbol} from {f.path}: {len(s):,} bars, {s.time(0).date()} to "
-                             f"{s.time(len(s) - 1).date()} ({warm})"))
+                             f"{s.time(len(s) - 1).date()} ({_warm_up_text(s, base, chosen, cfg.backtest.start)})"))
     rows += [("account", f"capital {base.initial_equity:,.0f} USD, fee {base.fee_bps:g} bp and slippage "
                          f"{base.slippage_bps:g} bp per fill" + (", shorts allowed" if base.allow_short else "")
                          + (", fractional shares" if base.fractional_shares else "")),
@@ -214,6 +216,16 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
              ("advisor", label), ("runs", ", ".join(modes) + ", buy_and_hold")]
     for name, text in rows:
         console.print(f"  {name:<8} {text}", highlight=False, soft_wrap=True)
+
+
+def _warm_up_text(s: BarSeries, base: TradingConfig, chosen: Strategy, start: Any) -> str:
+    """When the first decision can be taken on this file, and why not earlier (the backtester's own rule)."""
+    warmup = max(base.warmup_bars, chosen.warmup)
+    opens = window_start(start)
+    first = max(warmup, int(s.ts.searchsorted(int(opens.timestamp())))) if opens is not None else warmup
+    if first >= len(s):
+        return f"no decision: {len(s)} bars, {warmup} warm up the indicators"
+    return f"decisions from {s.time(first).date()}; the {first:,} bars before warm up the indicators"
 
 
 def _run(series: dict[str, BarSeries], modes: list[str], base: TradingConfig, kind: str,

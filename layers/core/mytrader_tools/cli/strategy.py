@@ -61,6 +61,10 @@ def check(
     from mytrader.strategies import BUILTINS, StrategyError, load_strategy
     from mytrader.strategies.lookahead import check_lookahead
 
+    code = [f for f in files or [] if f.suffix == ".py"]
+    if code:
+        raise _fail(f"{code[0]} is a strategy, not a price file: write `mytrader strategy check --strategy "
+                    f"{code[0]} [PRICES.csv ...]`")
     specs = strategies or list(BUILTINS)
     try:
         values = _params(params or [])
