@@ -46,7 +46,7 @@ def test_too_little_data_names_the_bars_needed(here):
                    "ABC (abc.csv): 40 bars, the backtest needs at least 62: 60 warm-up bars")
     # and so does a window that leaves too few
     one_line_error(run("backtest", "--prices", prices(here, "abc.csv"), "--end", "2000-02-15"),
-                   "bars between --start and --end", "needs at least 62")
+                   "bars up to --end", "needs at least 62")
 
 
 def test_unreadable_inputs_are_one_line_and_a_byte_order_mark_is_accepted(here):

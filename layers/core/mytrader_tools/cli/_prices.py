@@ -120,16 +120,17 @@ def _window(series: BarSeries, f: PriceFile, warmup_bars: int, start: date | Non
         assert opens is not None
         first = int(series.ts.searchsorted(int(opens.timestamp())))
         if first >= len(series):
-            raise UserError(f"{f.symbol} ({f.path}): no bar on or after --start {start}"
+            raise UserError(f"{f.symbol} ({f.path}): no bar on or after the start {start} (--start, backtest.start)"
                             + (f" up to --end {end}" if end else "") + f"; the file has {full} bars"
                             + (f" ending {series.time(full - 1).date()}" if full and end is None else ""))
         if len(series) - first < 2:
-            raise UserError(f"{f.symbol} ({f.path}): one bar from --start {start}"
+            raise UserError(f"{f.symbol} ({f.path}): one bar from the start {start}"
                             + (f" to --end {end}" if end else "") + ": the backtest needs one bar to decide on "
                             "and one to fill at; give a wider window")
     need = warmup_bars + 2
     if len(series) < need:
-        cut = " between --start and --end" if start or end else ""
+        cut = {(True, True): " between --start and --end", (True, False): " from --start",
+               (False, True): " up to --end", (False, False): ""}[(start is not None, end is not None)]
         raise UserError(f"{f.symbol} ({f.path}): {len(series)} bars{cut}, the backtest needs at least {need}: "
                         f"{warmup_bars} warm-up bars for the indicators, one bar to decide on and one to fill at; "
                         f"give a longer file{' or a wider window' if cut else ''}")

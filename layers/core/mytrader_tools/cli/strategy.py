@@ -24,14 +24,19 @@ SHOWN_DIFFERENCES = 10
 
 @app.command("list")
 def list_strategies() -> None:
-    """The bundled strategies: name, version, warm-up, time limit and parameters (default [range])."""
+    """The bundled strategies: name, version, warm-up, time limit and parameters (each with its default and range)."""
+    from mytrader.config import TradingConfig
     from mytrader.strategies import BUILTINS, DEFAULT_STRATEGY
 
+    base = TradingConfig()  # the defaults: what a run uses unless the config file changes them
     for name, cls in BUILTINS.items():
         strategy = cls()
-        limit = "the config's" if cls.time_limit_bars is None else f"{cls.time_limit_bars} bars"
+        warm = max(base.warmup_bars, strategy.warmup)
+        why = "its indicators'" if strategy.warmup > base.warmup_bars else "the config's warmup_bars, at least"
+        limit = (f"{base.time_limit_bars} bars (the config's time_limit_bars)" if cls.time_limit_bars is None
+                 else f"{cls.time_limit_bars} bars (its own)")
         typer.echo(f"{name} v{cls.version}{' (default)' if name == DEFAULT_STRATEGY else ''}: {cls.description}")
-        typer.echo(f"  warm-up {strategy.warmup} bars, time limit {limit}")
+        typer.echo(f"  warm-up {warm} bars ({why}), time limit {limit}")
         typer.echo(f"  parameters: {', '.join(_param_lines(cls))}")
 
 
