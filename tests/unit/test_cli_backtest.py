@@ -188,3 +188,15 @@ def test_entries_refused_by_the_risk_limits_are_named_on_the_console(here):
     res = run("backtest", "--prices", prices(here, "abc.csv", n=400), "--mode", "baseline", "--cash", "10")
     assert res.exit_code == 0, res.output
     assert "baseline: entries refused by the risk limits or the price collar: " in res.stdout
+
+
+def test_a_narrow_terminal_gets_every_figure_whole(here, monkeypatch):
+    """Given a 50-column terminal, when backtested, then no figure is cut short: each run's figures come as lines."""
+    from mytrader_tools.cli._console import console
+
+    monkeypatch.setattr(console, "width", 50)
+    res = run("backtest", "--prices", prices(here, "abc.csv", n=400), "--mode", "baseline", "--json", "n.json")
+    assert res.exit_code == 0, res.output
+    total = json.loads((here / "n.json").read_text())["runs"]["buy_and_hold"]["total_return"]
+    assert "buy_and_hold:" in res.stdout and f"  return: {total * 100:+,.1f}%" in res.stdout
+    assert "…" not in res.stdout

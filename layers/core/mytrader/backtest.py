@@ -316,7 +316,8 @@ class Backtester:
         if run.equity_curve:
             run.equity_curve[-1] = (run.equity_curve[-1][0], run.account.cash)
         # the figures are the trading window's: the bars before it only warmed up the indicators
-        run.equity_curve = in_window(run.equity_curve, window_start(states, self.warmup, self.trade_from))
+        opens = window_start(states, self.warmup, self.trade_from)
+        run.equity_curve = in_window(run.equity_curve, opens)
         stats = self.engine.advisor.stats if self.engine.advisor is not None else None
         metrics: dict[str, Any] = dict(performance(
             [e for _, e in run.equity_curve], run.trades, cfg.initial_equity,
@@ -331,7 +332,8 @@ class Backtester:
                            injection_flags=stats.injection_flags)
         metrics["rejected_by_risk"] = sum(v for k, v in run.rejections.items() if k != "collar")
         metrics["rejected_by_collar"] = run.rejections["collar"]
-        quarantined = {sym: st.flags.count() for sym, st in sorted(states.items()) if st.flags is not None}
+        quarantined = {sym: st.flags.count(int(np.searchsorted(st.series.ts, opens or 0)))  # in the window
+                       for sym, st in sorted(states.items()) if st.flags is not None}
         metrics["quarantined_bars"] = sum(quarantined.values())
         metrics["positions_unchecked"] = sum(run.unchecked.values())
         return BacktestResult(cfg.mode.value, metrics, run.trades, run.equity_curve, run.decisions, run.rejections,

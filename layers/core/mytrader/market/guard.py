@@ -39,8 +39,9 @@ class BarFlags:
     def reason(self, i: int) -> str | None:
         return self.jump[i] or self.gap[i]
 
-    def count(self) -> int:
-        return sum(1 for j, g in zip(self.jump, self.gap, strict=True) if j or g)
+    def count(self, first: int = 0) -> int:
+        """Quarantined bars from bar `first` on."""
+        return sum(1 for j, g in zip(self.jump[first:], self.gap[first:], strict=True) if j or g)
 
 
 @lru_cache(maxsize=1)

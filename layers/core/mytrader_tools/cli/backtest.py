@@ -54,13 +54,28 @@ def fresh_calls(metrics: Any) -> int | None:
 
 
 def print_runs(results: dict[str, BacktestResult]) -> None:
-    """One table when the terminal is wide enough, else performance and advisor figures one below the other."""
+    """One table when the terminal is wide enough, else performance and advisor figures one below the other, and
+    on a terminal too narrow for those, each run's figures as lines (never a figure cut short)."""
     whole = _table(results, PERFORMANCE + ADVISOR, TITLE)
-    if console.measure(whole, options=console.options.update_width(10_000)).maximum <= console.width:
+    if _fits(whole):
         console.print(whole)
         return
-    console.print(_table(results, PERFORMANCE, "Backtest: returns and rates in %"))
-    console.print(_table(results, ADVISOR, "Advisor: each mode's calls and cost as if run alone"))
+    parts = [(_table(results, PERFORMANCE, "Backtest: returns and rates in %"), PERFORMANCE),
+             (_table(results, ADVISOR, "Advisor: each mode's calls and cost as if run alone"), ADVISOR)]
+    if all(_fits(table) for table, _ in parts):
+        for table, _ in parts:
+            console.print(table)
+        return
+    console.print(TITLE)
+    for name, r in results.items():
+        m = {**r.metrics, "llm_fresh_calls": fresh_calls(r.metrics)}
+        console.print(f"{name}:", highlight=False)
+        for key, label in PERFORMANCE + ADVISOR:
+            console.print(f"  {' '.join(label.split())}: {metric_text(key, m.get(key))}", highlight=False)
+
+
+def _fits(table: Table) -> bool:
+    return console.measure(table, options=console.options.update_width(10_000)).maximum <= console.width
 
 
 def _table(results: dict[str, BacktestResult], columns: list[tuple[str, str]], title: str) -> Table:
