@@ -200,3 +200,14 @@ def test_a_narrow_terminal_gets_every_figure_whole(here, monkeypatch):
     total = json.loads((here / "n.json").read_text())["runs"]["buy_and_hold"]["total_return"]
     assert "buy_and_hold:" in res.stdout and f"  return: {total * 100:+,.1f}%" in res.stdout
     assert "…" not in res.stdout
+
+
+def test_the_report_states_the_runs_settings(here):
+    """Given a backtest with a window and an account, when it writes a report, then the page states the data and its
+    window, the account and the strategy, as the console header does."""
+    res = run("backtest", "--prices", prices(here, "abc.csv", n=400), "--mode", "baseline", "--start", "2000-09-01",
+              "--cash", "5000", "--report", "r.html")
+    assert res.exit_code == 0, res.output
+    page = (here / "r.html").read_text()
+    assert "data: ABC from abc.csv: 400 bars" in page and "decisions from 2000-09-01" in page
+    assert "account: capital 5,000 USD" in page and "strategy: momentum_reversion v1" in page

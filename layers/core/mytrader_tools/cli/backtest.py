@@ -150,7 +150,7 @@ def backtest(
     label = LOCAL_LABEL if kind == "local" else f"Amazon Bedrock {cfg.llm.model_id}"
     if not asks_llm:
         label = "none: the strategy alone" + (" (llm.enabled = false)" if not cfg.llm.enabled else "")
-    _header(cfg, source, files, series, base, label, modes, chosen)
+    settings = _header(cfg, source, files, series, base, label, modes, chosen)
     results, costs = _run(series, modes, base, kind, news_ctx, client, window_start(cfg.backtest.start))
     print_runs(results)
     from mytrader_tools.report import quarantine_line
@@ -179,7 +179,8 @@ def backtest(
         from mytrader_tools.report import render_report
 
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(render_report(results, f"MyTrader backtest: {', '.join(sorted(series))}", label))
+        report.write_text(render_report(results, f"MyTrader backtest: {', '.join(sorted(series))}", label,
+                                        notes=[f"{name}: {text}" for name, text in settings]))
         console.print(f"wrote {report}")
 
 
@@ -217,7 +218,8 @@ def _modes(mode: str, cfg: ProjectConfig, source: str, advisor_given: bool) -> l
 
 
 def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str, BarSeries], base: TradingConfig,
-            label: str, modes: list[str], chosen: Strategy) -> None:
+            label: str, modes: list[str], chosen: Strategy) -> list[tuple[str, str]]:
+    """The run's settings, printed before it starts; the report states them too."""
     console.print("[bold]MyTrader backtest[/bold]")
     rows = [("config", f"{source}; version {base.version}, part of every decision id")]
     for f in files:
@@ -231,6 +233,7 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
              ("advisor", label), ("runs", ", ".join(modes) + ", buy_and_hold")]
     for name, text in rows:
         console.print(f"  {name:<8} {text}", highlight=False, soft_wrap=True)
+    return rows
 
 
 def _warm_up_text(s: BarSeries, base: TradingConfig, chosen: Strategy, start: Any) -> str:
