@@ -16,13 +16,14 @@ def stack(*statements: dict) -> StackIam:
 
 
 def used_by(iam: StackIam, *checks: Check) -> dict[str, dict[str, int]]:
-    """What the recorder keeps: "<policy>/<sid> <action>" per allowed check."""
+    """What the recorder keeps: "<policy>/<sid> <action> <resource index>" per allowed check."""
     (role,) = iam.roles.values()
     out: dict[str, int] = {}
     for check in checks:
         verdict = evaluate(check, Principal("123456789012", frozenset({role.arn})), role.policies)
         assert verdict.allowed
-        out[f"{verdict.statement} {check.action}"] = out.get(f"{verdict.statement} {check.action}", 0) + 1
+        key = f"{verdict.statement} {check.action} {verdict.resource_index}"
+        out[key] = out.get(key, 0) + 1
     return {role.logical_id: out}
 
 
@@ -56,3 +57,12 @@ def test_unreached_grants_are_excused_and_unnamed_statements_are_listed():
     assert audit.unused_grants(iam, KEYS, {}) == [f"executor ExecutorPolicy/#1: dynamodb:PutItem on {TABLE}log"]
     assert audit.unnamed_statements(iam, KEYS) == [
         "executor ExecutorPolicy/#1: dynamodb:PutItem has no Sid (give the statement one)"]
+
+
+def test_a_resource_of_a_statement_no_call_touched_is_reported():
+    """Given Query granted on a table and its indexes in one statement, when calls queried the indexes only, then
+    the table's grant is reported (the statement is used, that resource is not)."""
+    iam = stack({"Sid": "TradeLog", "Effect": "Allow", "Action": ["dynamodb:Query"],
+                 "Resource": [TABLE + "log", TABLE + "log/index/*"]})
+    used = used_by(iam, Check("dynamodb:Query", TABLE + "log/index/gsi1"))
+    assert audit.unused_grants(iam, KEYS, used) == [f"executor ExecutorPolicy/TradeLog: dynamodb:Query on {TABLE}log"]

@@ -38,6 +38,13 @@ UNREACHED: dict[tuple[str, str], str] = {
     # Tags given at create (customModelTags, jobTags, deployment tags): tag-on-create is not authorised locally.
     ("finetune_tasks", "bedrock:TagResource"): "tag-on-create of jobs, models and deployments (not emulated)",
 }
+# Statements (function key, Sid) of which one resource used is enough: why the others cannot be reached here.
+ANY_RESOURCE: dict[tuple[str, str], str] = {
+    # The inference profile routes each call to one of its destination regions; the embedded AWS routes to the
+    # stack's own region, AWS to any of them (stack_spec's pinned destinations).
+    ("decision_cycle", "InvokeAdvisorFoundationModel"): "the profile may route to any destination region",
+    ("finetune_tasks", "EvaluateActiveModelFoundationModel"): "the profile may route to any destination region",
+}
 # Whole statements (function key, Sid) the tests cannot exercise: why each is still needed.
 UNREACHED_STATEMENTS: dict[tuple[str, str], str] = {
     # Scheduler invokes the function asynchronously; after Lambda's own retries the event goes to the function's
@@ -122,29 +129,41 @@ def _fits(action: str, arn: str) -> bool:
 
 def unused_grants(iam: StackIam, function_keys: Mapping[str, str], used: Mapping[str, Mapping[str, int]]
                   ) -> list[str]:
-    """Function grants no recorded call used, less UNREACHED and UNREACHED_STATEMENTS. `used` is the recorder's
-    "statements": role logical id -> "<policy>/<sid> <action>" -> checks that statement allowed, so a named grant
-    counts as used only when its own statement allowed a call (the same action used on another resource does not
-    count, and a statement that only repeats another's grant is reported). An unnamed statement ("#<index>": its
+    """Function grants no recorded call used, less UNREACHED, UNREACHED_STATEMENTS and ANY_RESOURCE. `used` is the
+    recorder's "statements": role logical id -> "<policy>/<sid> <action> <resource index>" -> checks that statement
+    allowed through that Resource entry. So a named grant counts as used only through its own statement and each
+    of its resources on its own: the same action used on another table, a second statement repeating a first
+    one's grant, or a resource of the statement no call touched is reported. An unnamed statement ("#<index>": its
     index differs between the deployed and the embedded stack's variants) counts any call of the role with the
     action; `unnamed_statements` keeps those to the few CDK adds itself."""
     out = []
     functions = set(function_keys.values())
     for g in grants(iam, function_keys):
-        if g.function not in functions:
-            continue  # roles of services (state machine, Scheduler, Bedrock's): not functions
-        recorded = used.get(g.role.logical_id, {})
-        prefix = "" if g.sid.startswith("#") else f"{g.policy}/{g.sid} "
-        actions = [k.split(" ", 1)[1] for k in recorded if k.startswith(prefix)]
-        if any(action_matches(g.pattern, a) for a in actions):
+        if g.function not in functions or _excused(g):
+            continue  # roles of services (state machine, Scheduler, Bedrock's) are not functions
+        recorded = [key.split(" ") for key in used.get(g.role.logical_id, {})]
+        if g.sid.startswith("#"):
+            if not any(action_matches(g.pattern, action) for _, action, _ in recorded):
+                out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
             continue
-        if (g.function, g.sid) in UNREACHED_STATEMENTS:
+        mine = [(action, int(index)) for statement, action, index in recorded
+                if statement == f"{g.policy}/{g.sid}" and action_matches(g.pattern, action)]
+        if (g.function, g.sid) in ANY_RESOURCE:
+            if not mine:
+                out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
             continue
-        if any(action_matches(p, a) and fn == g.function for (fn, p) in UNREACHED
-               for a in knowledge.actions_matching(g.pattern)):
-            continue
-        out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
+        for index, resource in enumerate(g.resources or ("*",)):
+            if not any(i == index or (i == -1 and not g.resources) for _, i in mine):
+                out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {resource}")
     return sorted(set(out))
+
+
+def _excused(g: Grant) -> bool:
+    """A grant the tests cannot reach, listed with why."""
+    if (g.function, g.sid) in UNREACHED_STATEMENTS:
+        return True
+    return any(action_matches(p, a) and fn == g.function for (fn, p) in UNREACHED
+               for a in knowledge.actions_matching(g.pattern))
 
 
 def unnamed_statements(iam: StackIam, function_keys: Mapping[str, str]) -> list[str]:

@@ -86,7 +86,8 @@ class Seen:
     checks: list[Check] = field(default_factory=list)
     decision: Decision | None = None
     invalid: list[str] = field(default_factory=list)
-    allowed_by: list[tuple[str, str]] = field(default_factory=list)  # (action, "<policy>/<sid>") per check
+    # per allowed check: (action, "<policy>/<sid>", index of the Resource entry that matched)
+    allowed_by: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 class Gate:
@@ -183,7 +184,7 @@ class Gate:
                 seen.checks = [check]
                 seen.allowed_by = []
                 return
-            seen.allowed_by.append((check.action, verdict.statement))
+            seen.allowed_by.append((check.action, verdict.statement, verdict.resource_index))
         seen.decision = Decision(True, "every check allowed")
         if call.service == "bedrock" and call.operation.name == "TagResource":
             self._remember_tags(call)
@@ -204,7 +205,7 @@ class Gate:
         verdict = self._verdict(seen.caller, check)
         if verdict.allowed:
             seen.checks.append(check)
-            seen.allowed_by.append((check.action, verdict.statement))
+            seen.allowed_by.append((check.action, verdict.statement, verdict.resource_index))
             return None
         seen.decision, seen.checks, seen.allowed_by = verdict, [check], []
         return self.denial(seen)

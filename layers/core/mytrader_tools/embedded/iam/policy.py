@@ -107,12 +107,16 @@ def _statement(s: Mapping[str, Any], index: int) -> Statement:
 class Decision:
     allowed: bool
     reason: str  # "allowed by <policy>/<sid>", "explicit deny in ...", "no statement allows ...", "unsupported ..."
-    statement: str = ""  # allowed: the "<policy>/<sid>" that allowed it (the first that does)
+    # allowed: "<policy>/<sid>" of the first statement that allows it, and the index of the statement's Resource
+    # entry that matched (-1: NotResource or no Resource), so the unused-grant check can follow each resource
+    statement: str = ""
+    resource_index: int = -1
 
 
 def evaluate(check: Check, principal: Principal, identity: Iterable[Policy], resource: Iterable[Policy] = ()
              ) -> Decision:
     allow: str | None = None
+    allow_index = -1
     for policy in (*identity, *resource):
         for st in policy.statements_for(check.action):
             if not _applies(st, policy, check, principal):
@@ -126,8 +130,9 @@ def evaluate(check: Check, principal: Principal, identity: Iterable[Policy], res
                 return Decision(False, f"explicit deny in {policy.name}/{st.sid}")
             if allow is None and (not policy.resource_policy or _grants_to(st.principal, principal)):
                 allow = f"{policy.name}/{st.sid}"
+                allow_index = next((k for k, p in enumerate(st.resources) if resource_matches(p, check.resource)), -1)
     if allow is not None:
-        return Decision(True, f"allowed by {allow}", allow)
+        return Decision(True, f"allowed by {allow}", allow, allow_index)
     return Decision(False, f"no statement allows {check.action} on {check.resource}")
 
 

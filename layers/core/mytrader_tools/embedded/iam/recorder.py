@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mytrader_tools.embedded.iam.gate import Seen
 
 MAX_DETAILS = 100
+RECORD_FORMAT = 2  # bump when a snapshot's keys change: a saved record of another format is not read
 
 
 class Recorder:
@@ -33,7 +34,8 @@ class Recorder:
             self.invalid: Counter[str] = Counter()
             self.roles: dict[str, str] = {}  # label -> role logical id
             self.actions: dict[str, Counter[str]] = {}  # role logical id -> action -> allowed checks
-            # role logical id -> "<policy>/<sid> <action>" -> checks that statement allowed (the unused-grant check)
+            # role logical id -> "<policy>/<sid> <action> <resource index>" -> checks that statement allowed through
+            # that Resource entry (the unused-grant check)
             self.statements: dict[str, Counter[str]] = {}
             self.denials: list[dict[str, str]] = []
             self.invalid_details: list[dict[str, str]] = []
@@ -71,8 +73,8 @@ class Recorder:
                 for check in seen.checks:
                     used[check.action] += 1
                 by = self.statements.setdefault(seen.caller.role_id, Counter())
-                for action, statement in seen.allowed_by:
-                    by[f"{statement} {action}"] += 1
+                for action, statement, index in seen.allowed_by:
+                    by[f"{statement} {action} {index}"] += 1
             if seen.invalid:
                 self.invalid[label] += 1
                 self._detail(self.invalid_details, {"function": label, "operation": op,
@@ -85,7 +87,7 @@ class Recorder:
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"calls": dict(self.calls), "denied": dict(self.denied),
+            return {"record_format": RECORD_FORMAT, "calls": dict(self.calls), "denied": dict(self.denied),
                     "expected_denied": dict(self.expected_denied), "invalid": dict(self.invalid),
                     "roles": dict(self.roles), "actions": {r: dict(c) for r, c in self.actions.items()},
                     "statements": {r: dict(c) for r, c in self.statements.items()},
@@ -93,7 +95,8 @@ class Recorder:
 
 
 def merge(snapshots: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"calls": Counter(), "denied": Counter(), "expected_denied": Counter(), "invalid": Counter(),
+    out: dict[str, Any] = {"record_format": RECORD_FORMAT,
+                           "calls": Counter(), "denied": Counter(), "expected_denied": Counter(), "invalid": Counter(),
                            "roles": {}, "actions": {}, "statements": {}, "denials": [], "invalid_details": []}
     for snap in snapshots:
         for key in ("calls", "denied", "expected_denied", "invalid"):
