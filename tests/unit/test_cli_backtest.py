@@ -180,6 +180,7 @@ def test_a_weekend_row_is_an_error_and_a_weekend_bar_with_a_time_is_quarantined(
     res = run("backtest", "--prices", "abc.csv", "--mode", "baseline")
     assert res.exit_code == 0, res.output
     assert "Data guard, quarantined bars (no decision on them): ABC 1" in res.stdout
+    assert f"ABC first: not a session: {saturday.isoformat()} (Saturday) is no NYSE trading day" in res.stdout
 
 
 def test_entries_refused_by_the_risk_limits_are_named_on_the_console(here):

@@ -95,6 +95,7 @@ class BacktestResult:
     llm_scored: list[tuple[float, bool]] = field(default_factory=list)  # (confidence, right) per answered call
     quarantined: dict[str, int] = field(default_factory=dict)  # bars the data guard refused to decide on, by symbol
     unchecked: dict[str, int] = field(default_factory=dict)  # held bars whose stop/target could not be checked
+    first_quarantine: dict[str, str] = field(default_factory=dict)  # per symbol: why its first quarantined bar was
 
 
 @dataclass
@@ -334,10 +335,12 @@ class Backtester:
         metrics["rejected_by_collar"] = run.rejections["collar"]
         quarantined = {sym: st.flags.count(int(np.searchsorted(st.series.ts, opens or 0)))  # in the window
                        for sym, st in sorted(states.items()) if st.flags is not None}
+        first = {sym: why for sym, st in sorted(states.items()) if st.flags is not None
+                 and (why := st.flags.first_reason(int(np.searchsorted(st.series.ts, opens or 0)))) is not None}
         metrics["quarantined_bars"] = sum(quarantined.values())
         metrics["positions_unchecked"] = sum(run.unchecked.values())
         return BacktestResult(cfg.mode.value, metrics, run.trades, run.equity_curve, run.decisions, run.rejections,
-                              run.llm_scored, quarantined, dict(run.unchecked))
+                              run.llm_scored, quarantined, dict(run.unchecked), first)
 
     @staticmethod
     def _equity(account: AccountState, states: dict[str, SymbolState], last_close: dict[str, float]) -> float:

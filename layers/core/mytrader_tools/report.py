@@ -196,10 +196,14 @@ def quarantine_text(quarantined: dict[str, int]) -> str | None:
 
 
 def quarantine_line(results: dict) -> str | None:
-    """The data guard's quarantined bars per symbol, of the first run that checked its data."""
-    checked = next((r.quarantined for r in results.values() if getattr(r, "quarantined", None)), None)
-    text = quarantine_text(checked or {})
-    return f"Data guard, quarantined bars (no decision on them): {text}." if text else None
+    """The data guard's quarantined bars per symbol, of the first run that checked its data, and why the first
+    quarantined bar of each symbol was."""
+    run = next((r for r in results.values() if getattr(r, "quarantined", None)), None)
+    text = quarantine_text(run.quarantined if run is not None else {})
+    if not text:
+        return None
+    reasons = "; ".join(f"{sym} first: {why}" for sym, why in sorted(getattr(run, "first_quarantine", {}).items()))
+    return f"Data guard, quarantined bars (no decision on them): {text}." + (f" ({reasons})" if reasons else "")
 
 
 def render_report(results: dict, title: str, advisor_label: str, notes: list[str] | None = None) -> str:

@@ -39,6 +39,10 @@ class BarFlags:
     def reason(self, i: int) -> str | None:
         return self.jump[i] or self.gap[i]
 
+    def first_reason(self, first: int = 0) -> str | None:
+        """Why the first quarantined bar from bar `first` on is, or None."""
+        return next((r for k in range(first, len(self.jump)) if (r := self.reason(k))), None)
+
     def count(self, first: int = 0) -> int:
         """Quarantined bars from bar `first` on."""
         return sum(1 for j, g in zip(self.jump[first:], self.gap[first:], strict=True) if j or g)

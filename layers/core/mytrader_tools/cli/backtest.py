@@ -157,7 +157,7 @@ def backtest(
 
     guard = quarantine_line(results)  # weekend or holiday rows, price jumps, gaps: not decided on
     if guard:
-        console.print(guard, highlight=False)
+        console.print(guard, highlight=False, soft_wrap=True)
     for name, r in results.items():  # entries the executor's rules refused: why a run made fewer trades
         if r.rejections:
             console.print(f"{name}: entries refused by the risk limits or the price collar: "
