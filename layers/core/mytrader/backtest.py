@@ -37,6 +37,8 @@ from mytrader.stack_spec import DECISION_MAX_AGE_S
 from mytrader.strategies import default_strategy
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from mytrader.advisor.costs import CostRecord
     from mytrader.advisor.llm import ConverseClient
     from mytrader.config import TradingConfig
@@ -333,10 +335,10 @@ class Backtester:
                            injection_flags=stats.injection_flags)
         metrics["rejected_by_risk"] = sum(v for k, v in run.rejections.items() if k != "collar")
         metrics["rejected_by_collar"] = run.rejections["collar"]
-        quarantined = {sym: st.flags.count(int(np.searchsorted(st.series.ts, opens or 0)))  # in the window
-                       for sym, st in sorted(states.items()) if st.flags is not None}
-        first = {sym: why for sym, st in sorted(states.items()) if st.flags is not None
-                 and (why := st.flags.first_reason(int(np.searchsorted(st.series.ts, opens or 0)))) is not None}
+        flagged = {sym: (st.flags, int(np.searchsorted(st.series.ts, opens or 0)))  # from the window's first bar
+                   for sym, st in sorted(states.items()) if st.flags is not None}
+        quarantined = {sym: flags.count(k) for sym, (flags, k) in flagged.items()}
+        first = {sym: why for sym, (flags, k) in flagged.items() if (why := flags.first_reason(k)) is not None}
         metrics["quarantined_bars"] = sum(quarantined.values())
         metrics["positions_unchecked"] = sum(run.unchecked.values())
         return BacktestResult(cfg.mode.value, metrics, run.trades, run.equity_curve, run.decisions, run.rejections,
@@ -373,11 +375,17 @@ def _timeline(states: dict[str, SymbolState]) -> list[tuple[int, str, int]]:
     return list(zip(ts[order].tolist(), [names[k] for k in sym[order].tolist()], idx[order].tolist(), strict=True))
 
 
+def first_decision_bar(ts: npt.NDArray[np.int64], warmup: int, trade_from: int | None) -> int:
+    """The index of the first bar a decision can be taken on: past the warm-up and inside the trading window
+    (`trade_from`: its first bar time), as `Backtester._may_decide` rules bar by bar."""
+    return max(warmup, int(np.searchsorted(ts, trade_from or 0)))
+
+
 def window_start(states: dict[str, SymbolState], warmup: int, trade_from: int | None) -> int | None:
     """The first bar time a decision can be taken on: past every indicator's warm-up and inside the window."""
     firsts = []
     for st in states.values():
-        k = max(warmup, int(np.searchsorted(st.series.ts, trade_from or 0)))
+        k = first_decision_bar(st.series.ts, warmup, trade_from)
         if k < len(st.series):
             firsts.append(int(st.series.ts[k]))
     return min(firsts) if firsts else trade_from
@@ -396,8 +404,7 @@ def buy_and_hold(states: dict[str, SymbolState], cfg: TradingConfig,
     curves: list[dict[int, float]] = []
     window_ts = int(trade_from.timestamp()) if trade_from is not None else None
     for st in states.values():
-        first = int(np.searchsorted(st.series.ts, window_ts)) if window_ts is not None else 0
-        start = min(max(cfg.warmup_bars, first) + 1, len(st.c) - 1)
+        start = min(first_decision_bar(st.series.ts, cfg.warmup_bars, window_ts) + 1, len(st.c) - 1)
         shares = per / st.o[start]
         curves.append({int(t): per if k < start else shares * st.c[k] for k, t in enumerate(st.series.ts.tolist())})
     stamps = sorted({t for c in curves for t in c})

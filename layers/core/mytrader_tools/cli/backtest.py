@@ -60,10 +60,10 @@ def print_runs(results: dict[str, BacktestResult]) -> None:
     if _fits(whole):
         console.print(whole)
         return
-    parts = [(_table(results, PERFORMANCE, "Backtest: returns and rates in %"), PERFORMANCE),
-             (_table(results, ADVISOR, "Advisor: each mode's calls and cost as if run alone"), ADVISOR)]
-    if all(_fits(table) for table, _ in parts):
-        for table, _ in parts:
+    parts = [_table(results, PERFORMANCE, "Backtest: returns and rates in %"),
+             _table(results, ADVISOR, "Advisor: each mode's calls and cost as if run alone")]
+    if all(_fits(table) for table in parts):
+        for table in parts:
             console.print(table)
         return
     console.print(TITLE)
@@ -238,9 +238,11 @@ def _header(cfg: ProjectConfig, source: str, files: list[Any], series: dict[str,
 
 def _warm_up_text(s: BarSeries, base: TradingConfig, chosen: Strategy, start: Any) -> str:
     """When the first decision can be taken on this file, and why not earlier (the backtester's own rule)."""
+    from mytrader.backtest import first_decision_bar
+
     warmup = max(base.warmup_bars, chosen.warmup)
     opens = window_start(start)
-    first = max(warmup, int(s.ts.searchsorted(int(opens.timestamp())))) if opens is not None else warmup
+    first = first_decision_bar(s.ts, warmup, int(opens.timestamp()) if opens is not None else None)
     if first >= len(s):
         return f"no decision: {len(s)} bars, {warmup} warm up the indicators"
     return f"decisions from {s.time(first).date()}; the {first:,} bars before warm up the indicators"
