@@ -142,15 +142,16 @@ def unused_grants(iam: StackIam, function_keys: Mapping[str, str], used: Mapping
         if g.function not in functions or _excused(g):
             continue  # roles of services (state machine, Scheduler, Bedrock's) are not functions
         recorded = [key.split(" ") for key in used.get(g.role.logical_id, {})]
+        whole = f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}"
         if g.sid.startswith("#"):
             if not any(action_matches(g.pattern, action) for _, action, _ in recorded):
-                out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
+                out.append(whole)
             continue
         mine = [(action, int(index)) for statement, action, index in recorded
                 if statement == f"{g.policy}/{g.sid}" and action_matches(g.pattern, action)]
         if (g.function, g.sid) in ANY_RESOURCE:
             if not mine:
-                out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} on {', '.join(g.resources)}")
+                out.append(whole)
             continue
         for index, resource in enumerate(g.resources or ("*",)):
             if not any(i == index or (i == -1 and not g.resources) for _, i in mine):
@@ -162,8 +163,11 @@ def _excused(g: Grant) -> bool:
     """A grant the tests cannot reach, listed with why."""
     if (g.function, g.sid) in UNREACHED_STATEMENTS:
         return True
-    return any(action_matches(p, a) and fn == g.function for (fn, p) in UNREACHED
-               for a in knowledge.actions_matching(g.pattern))
+    return any(_unreached(g.function, a) for a in knowledge.actions_matching(g.pattern))
+
+
+def _unreached(function: str, action: str) -> bool:
+    return any(fn == function and action_matches(p, action) for (fn, p) in UNREACHED)
 
 
 def unnamed_statements(iam: StackIam, function_keys: Mapping[str, str]) -> list[str]:
@@ -173,7 +177,6 @@ def unnamed_statements(iam: StackIam, function_keys: Mapping[str, str]) -> list[
     functions = set(function_keys.values())
     for g in grants(iam, function_keys):
         if g.function in functions and g.sid.startswith("#") and not all(
-                any(fn == g.function and action_matches(p, a) for (fn, p) in UNREACHED)
-                for a in knowledge.actions_matching(g.pattern)):
+                _unreached(g.function, a) for a in knowledge.actions_matching(g.pattern)):
             out.append(f"{g.function} {g.policy}/{g.sid}: {g.pattern} has no Sid (give the statement one)")
     return sorted(set(out))
